@@ -1,0 +1,116 @@
+"""The ``interop`` service of shared/interop.md, which every client is checked against."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.db.models import F
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+
+from streaming_app import StreamView, bidi_stream, client_stream, server_stream, unary
+from streaming_app.exceptions import ERROR_CLASSES, InvalidArgument, StreamError
+
+from .models import Cleanup
+
+MAX_BIG = 16 * 1024 * 1024
+
+
+@dataclass
+class SumItem:
+    v: int
+
+
+def error_for(code: str, message: str) -> StreamError:
+    if code not in ERROR_CLASSES:
+        return InvalidArgument(f"Unknown error code {code!r}.", {"code": code})
+    return ERROR_CLASSES[code](message)
+
+
+@sync_to_async
+def record_cleanup(tag: str) -> None:
+    with transaction.atomic():
+        Cleanup.objects.get_or_create(tag=tag)
+        Cleanup.objects.filter(tag=tag).update(count=F("count") + 1)
+
+
+class InteropStreams(StreamView):
+    namespace = "interop"
+
+    @unary
+    async def empty(self, ctx) -> dict:
+        return {}
+
+    @unary(name="unary")  # the attribute cannot be "unary": that would hide the decorator
+    async def unary_payload(self, ctx, payload: str) -> dict:
+        return {"payload": payload}
+
+    @unary(permission_classes=[IsAuthenticated])
+    async def whoami(self, ctx) -> dict:
+        return {"username": ctx.user.get_username(), "is_staff": ctx.user.is_staff}
+
+    @unary(permission_classes=[IsAdminUser])
+    async def staff_only(self, ctx) -> dict:
+        return {"ok": True}
+
+    @server_stream
+    async def count(self, ctx, n: int, interval_ms: int = 0, start: int = 0):
+        if n < 0:
+            raise InvalidArgument("n must not be negative.", {"errors": {"n": ["Must be >= 0."]}})
+        for k in range(start, start + n):
+            if interval_ms and k != start:
+                await asyncio.sleep(interval_ms / 1000)
+            yield {"i": k}
+        ctx.result = {"total": n}
+
+    @client_stream
+    async def sum(self, ctx, items: AsyncIterator[SumItem]) -> dict:
+        total = count = 0
+        async for item in items:
+            total += item.v
+            count += 1
+        return {"sum": total, "count": count}
+
+    @bidi_stream
+    async def echo(self, ctx, items: AsyncIterator[Any]):
+        async for item in items:
+            yield item
+
+    @unary
+    async def fail(self, ctx, code: str, message: str = "") -> None:
+        raise error_for(code, message)
+
+    @server_stream
+    async def fail_after(self, ctx, n: int, code: str):
+        for k in range(n):
+            yield {"i": k}
+        raise error_for(code, f"failed after {n} items")
+
+    @server_stream
+    async def forever(self, ctx, interval_ms: int = 10, tag: str = ""):
+        k = 0
+        try:
+            while True:
+                yield {"i": k}
+                k += 1
+                await asyncio.sleep(max(interval_ms, 0) / 1000)
+        finally:
+            await record_cleanup(tag)
+
+    @unary
+    def cleanups(self, ctx, tag: str = "") -> dict:
+        row = Cleanup.objects.filter(tag=tag).first()
+        return {"count": row.count if row else 0}
+
+    @unary
+    async def crash(self, ctx) -> None:
+        raise RuntimeError("interop crash: secret-7f3a")
+
+    @unary
+    async def big(self, ctx, size: int) -> dict:
+        if not 0 <= size <= MAX_BIG:
+            raise InvalidArgument(f"size must be between 0 and {MAX_BIG}.", {"errors": {"size": ["Out of range."]}})
+        return {"data": "x" * size}

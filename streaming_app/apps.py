@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class StreamingAppConfig(AppConfig):
+    name = "streaming_app"
+    verbose_name = "Streaming"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)
+        from .conf import streaming_settings
+        from .registry import registry
+
+        registry.autodiscover(streaming_settings.STREAMS_MODULE)

@@ -1,0 +1,89 @@
+"""System checks: misconfigurations reported by ``manage.py check`` with a hint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from .conf import DEFAULTS, IMPORT_STRINGS, POSITIVE_NUMBERS, _import
+
+DAPHNE_MAX_MESSAGE = 1024 * 1024
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    user = getattr(settings, "STREAMING", {})
+    if not isinstance(user, dict):
+        return [Error("STREAMING must be a dict.", hint="Set STREAMING = {...} in your settings.", id="streaming_app.E001")]
+    messages: list[Any] = []
+    for key in sorted(set(user) - set(DEFAULTS)):
+        messages.append(
+            Warning(
+                f"Unknown STREAMING setting {key!r}.",
+                hint=f"Known settings: {', '.join(sorted(DEFAULTS))}.",
+                id="streaming_app.W001",
+            )
+        )
+    for key in POSITIVE_NUMBERS:
+        value = user.get(key, DEFAULTS[key])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            messages.append(Error(f"STREAMING[{key!r}] must be a positive number, got {value!r}.", id="streaming_app.E002"))
+    for key in IMPORT_STRINGS:
+        for item in user.get(key, DEFAULTS[key]):
+            try:
+                _import(item, key)
+            except ImportError as exc:
+                messages.append(Error(str(exc), hint="Check the dotted path.", id="streaming_app.E003"))
+    interval = user.get("HEARTBEAT_INTERVAL", DEFAULTS["HEARTBEAT_INTERVAL"])
+    timeout = user.get("HEARTBEAT_TIMEOUT", DEFAULTS["HEARTBEAT_TIMEOUT"])
+    if isinstance(interval, (int, float)) and isinstance(timeout, (int, float)) and timeout <= interval:
+        messages.append(
+            Error(
+                "STREAMING['HEARTBEAT_TIMEOUT'] must be longer than HEARTBEAT_INTERVAL.",
+                hint="A peer needs at least one ping interval to answer; use about twice the interval.",
+                id="streaming_app.E004",
+            )
+        )
+    max_frame = user.get("MAX_FRAME_BYTES", DEFAULTS["MAX_FRAME_BYTES"])
+    if isinstance(max_frame, int) and max_frame >= DAPHNE_MAX_MESSAGE:
+        messages.append(
+            Warning(
+                f"STREAMING['MAX_FRAME_BYTES'] is {max_frame}, but daphne drops messages of 1 MiB or more.",
+                hint="Keep it below 1048576, or raise daphne's --websocket_max_message_size too.",
+                id="streaming_app.W002",
+            )
+        )
+    return messages
+
+
+@register(Tags.compatibility)
+def check_installed(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    messages: list[Any] = []
+    if not apps.is_installed("channels"):
+        messages.append(Error("streaming_app needs 'channels' in INSTALLED_APPS.", id="streaming_app.E005"))
+    if not apps.is_installed("rest_framework"):
+        messages.append(Error("streaming_app needs 'rest_framework' in INSTALLED_APPS.", id="streaming_app.E006"))
+    if not getattr(settings, "ASGI_APPLICATION", None):
+        messages.append(
+            Warning(
+                "ASGI_APPLICATION is not set; streams are served only by an ASGI server.",
+                hint="Set ASGI_APPLICATION = 'yourproject.asgi:application' and route StreamConsumer in it.",
+                id="streaming_app.W003",
+            )
+        )
+    auth_classes = getattr(settings, "STREAMING", {}).get(
+        "DEFAULT_AUTHENTICATION_CLASSES", DEFAULTS["DEFAULT_AUTHENTICATION_CLASSES"]
+    )
+    if any("BearerTokenAuthentication" in str(c) for c in auth_classes) and not apps.is_installed("rest_framework.authtoken"):
+        messages.append(
+            Warning(
+                "BearerTokenAuthentication is enabled but 'rest_framework.authtoken' is not installed.",
+                hint="Add 'rest_framework.authtoken' to INSTALLED_APPS, or remove the class from "
+                "STREAMING['DEFAULT_AUTHENTICATION_CLASSES'].",
+                id="streaming_app.W004",
+            )
+        )
+    return messages

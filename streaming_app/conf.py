@@ -1,0 +1,117 @@
+"""The ``STREAMING`` settings dict, read like DRF's ``api_settings``.
+
+Every key has a default here; the project overrides any of them in
+``settings.STREAMING``. Import strings are resolved lazily and cached, and the
+cache is dropped when a test changes the setting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+DEFAULTS: dict[str, Any] = {
+    # Policies of stream views (DRF classes work as they are).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "streaming_app.authentication.TicketAuthentication",
+        "streaming_app.authentication.BearerTokenAuthentication",
+        "streaming_app.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    # Name of the module looked for in every installed app at start-up.
+    "STREAMS_MODULE": "streams",
+    # Heartbeats: the server pings every HEARTBEAT_INTERVAL seconds and closes
+    # with 4408 a connection it has heard nothing from for HEARTBEAT_TIMEOUT.
+    "HEARTBEAT_INTERVAL": 25.0,
+    "HEARTBEAT_TIMEOUT": 60.0,
+    # Limits announced in ``hello``. daphne drops messages over 1 MiB, so the
+    # frame limit stays below that.
+    "MAX_FRAME_BYTES": 1_000_000,
+    "MAX_CALLS_PER_CONNECTION": 100,
+    "CLIENT_WINDOW": 64,
+    # Malformed frames tolerated on one connection before it is closed with 4400.
+    "MAX_BAD_FRAMES": 20,
+    # Connections one server process accepts before closing new ones with 4429
+    # (None: no limit).
+    "MAX_CONNECTIONS_PER_PROCESS": None,
+    # Deadlines, in seconds: applied when a call sets none, and the most a
+    # call may ask for (None: no default, no cap).
+    "DEFAULT_TIMEOUT": None,
+    "MAX_TIMEOUT": None,
+    # Origins allowed for browser handshakes besides ALLOWED_HOSTS and
+    # CSRF_TRUSTED_ORIGINS, e.g. "https://app.example.com".
+    "ALLOWED_ORIGINS": [],
+    # Tickets for browsers that cannot set headers: lifetime in seconds.
+    "TICKET_MAX_AGE": 30,
+    # How often at most (seconds) a process returns stale database
+    # connections after calls end (see streaming_app.db).
+    "DB_CONNECTION_CHECK_INTERVAL": 1.0,
+}
+
+IMPORT_STRINGS = ("DEFAULT_AUTHENTICATION_CLASSES", "DEFAULT_PERMISSION_CLASSES")
+
+POSITIVE_NUMBERS = (
+    "HEARTBEAT_INTERVAL",
+    "HEARTBEAT_TIMEOUT",
+    "MAX_FRAME_BYTES",
+    "MAX_CALLS_PER_CONNECTION",
+    "CLIENT_WINDOW",
+    "MAX_BAD_FRAMES",
+    "TICKET_MAX_AGE",
+)
+
+
+class StreamingSettings:
+    """Attribute access to ``settings.STREAMING`` with defaults."""
+
+    def __init__(self, defaults: dict[str, Any] | None = None) -> None:
+        self.defaults = defaults or DEFAULTS
+        self._cached: set[str] = set()
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        if not hasattr(self, "_user_settings"):
+            self._user_settings = getattr(settings, "STREAMING", {}) or {}
+        return self._user_settings
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.defaults:
+            raise AttributeError(f"Invalid STREAMING setting: {name!r}")
+        value = self.user_settings.get(name, self.defaults[name])
+        if name in IMPORT_STRINGS:
+            value = [_import(item, name) for item in value]
+        self._cached.add(name)
+        setattr(self, name, value)
+        return value
+
+    def reload(self) -> None:
+        for name in self._cached:
+            delattr(self, name)
+        self._cached.clear()
+        if hasattr(self, "_user_settings"):
+            delattr(self, "_user_settings")
+
+
+def _import(value: Any, setting_name: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return import_string(value)
+    except ImportError as exc:
+        raise ImportError(
+            f"Could not import {value!r} for STREAMING setting {setting_name!r}: {exc}"
+        ) from exc
+
+
+streaming_settings = StreamingSettings()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "STREAMING":
+        streaming_settings.reload()
+
+
+setting_changed.connect(_reload)

@@ -1,0 +1,410 @@
+"""The WebSocket transport: a Channels consumer speaking protocol v1.
+
+The consumer only reads frames and routes them; every call runs in a task of
+its own, so a slow handler never holds up the connection's other calls or the
+reading of its frames (channels#1119). Frames pay no thread hop: Channels'
+``dispatch`` closes stale database connections through one on every message,
+which this consumer leaves to :mod:`streaming_app.db`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import secrets
+import time
+from typing import Any, Callable
+
+from channels.consumer import AsyncConsumer
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from rest_framework.exceptions import AuthenticationFailed
+
+from . import exceptions
+from .arguments import convert_item
+from .conf import streaming_settings
+from .context import CallContext
+from .db import reaper
+from .encoding import json_default
+from .flow import CreditGate, Inbox
+from .handshake import authenticate, build_request, origin_allowed
+from .invocation import as_stream_error, invoke, prepare
+from .protocol import frames as wire
+from .protocol.codes import SUBPROTOCOL, CloseCode, ErrorCode
+from .protocol.frames import (
+    CallFrame,
+    CancelFrame,
+    CreditFrame,
+    EndFrame,
+    FrameError,
+    NextFrame,
+    PingFrame,
+    PongFrame,
+)
+from .protocol.session import Call, ServerSession, WindowExceeded
+from .registry import StreamMethod, registry
+
+logger = logging.getLogger("streaming_app")
+
+# Why a call stopped before its handler finished; only a deadline is reported.
+CANCELLED = "cancelled"
+DEADLINE = "deadline"
+DISCONNECTED = "disconnected"
+FAILED = "failed"
+
+
+class ActiveCall:
+    """One running call on a connection: its task, its credit and its inbox."""
+
+    def __init__(
+        self,
+        consumer: StreamConsumer,
+        call: Call,
+        method: StreamMethod,
+        ctx: CallContext,
+        args: dict[str, Any],
+    ) -> None:
+        self.consumer = consumer
+        self.call = call
+        self.method = method
+        self.ctx = ctx
+        self.args = args
+        self.gate = CreditGate(call)
+        self.inbox: Inbox | None = None
+        if method.kind.client_streams:
+            convert = method.item_converter
+            self.inbox = Inbox(
+                call,
+                self._grant_client_credit,
+                functools.partial(convert_item, convert) if convert else None,
+            )
+        self.stop_reason: str | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- Outlet -------------------------------------------------------------
+
+    async def wait(self) -> None:
+        call = self.call
+        if call.credit is None or call.take_credit():
+            return
+        await self.gate.acquire()
+
+    async def send(self, item: Any) -> None:
+        await self.consumer.send_text(
+            wire.encode_next(self.call.id, item, default=json_default), limit_call=self
+        )
+
+    async def _grant_client_credit(self, n: int) -> None:
+        if not self.call.closed:
+            await self.consumer.send_text(wire.encode_credit(self.call.id, n))
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self, timeout: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        if timeout is not None:
+            self.ctx.deadline = time.monotonic() + timeout
+            self._timer = loop.call_later(timeout, self.stop, DEADLINE)
+        self.task = loop.create_task(self.run(), name=f"streaming_app call {self.method.name}#{self.call.id}")
+
+    def stop(self, reason: str) -> None:
+        """Interrupt the handler; its ``finally`` blocks run as the task unwinds."""
+        if self.stop_reason is not None or self.task is None or self.task.done():
+            return
+        self.stop_reason = reason
+        self.ctx.mark_cancelled()
+        if reason != DEADLINE:
+            self.call.close()  # nothing more is sent for it
+        self.task.cancel()
+
+    async def run(self) -> None:
+        consumer, call, ctx = self.consumer, self.call, self.ctx
+        try:
+            try:
+                view, kwargs = await prepare(self.method, ctx, self.args)
+                result = await invoke(self.method, view, ctx, kwargs, self, self.inbox)
+                frame = wire.encode_end(call.id, result, default=json_default)
+            except asyncio.CancelledError:
+                if self.stop_reason != DEADLINE:
+                    return
+                error: exceptions.StreamError = exceptions.DeadlineExceeded()
+            except Exception as exc:
+                error = as_stream_error(exc, ctx)
+            else:
+                if len(frame) > consumer.max_frame // 4 and len(frame.encode()) > consumer.max_frame:
+                    error = exceptions.ResourceExhausted(
+                        "The result is larger than the frame limit.", {"max_frame": consumer.max_frame}
+                    )
+                else:
+                    await consumer.finish(self, frame)
+                    return
+            await consumer.finish(self, wire.encode_error(call.id, error.code, error.message, error.details, json_default))
+        except Exception:
+            logger.exception("streaming_app could not end call %s#%s", self.method.name, call.id)
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+            consumer.forget(self)
+            reaper.call_finished(streaming_settings.DB_CONNECTION_CHECK_INTERVAL)
+
+
+class StreamConsumer(AsyncConsumer):
+    """Serves the methods of a registry over one multiplexed WebSocket.
+
+    Route it like any consumer: ``path("ws/", StreamConsumer.as_asgi())``.
+    Origin validation and authentication happen here, so it needs no
+    middleware around it (a user set by ``AuthMiddlewareStack`` is honoured).
+    """
+
+    registry = registry
+    open_connections = 0  # in this process
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: dict[int, ActiveCall] = {}
+        self.connection_id = secrets.token_hex(8)
+        self.session: ServerSession | None = None
+        self.request: Any = None
+        self.closed = False
+        self._counted = False
+        self._bad_frames = 0
+        self._last_seen = 0.0
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._frame_handlers: dict[type, Callable[[Any], Any]] = {
+            CallFrame: self.on_call,
+            NextFrame: self.on_next,
+            EndFrame: self.on_end,
+            CreditFrame: self.on_credit,
+            CancelFrame: self.on_cancel,
+            PingFrame: self.on_ping,
+            PongFrame: self.on_pong,
+        }
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Unlike AsyncConsumer.dispatch, no thread hop per message (see streaming_app.db).
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # -- ASGI events ------------------------------------------------------------
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        settings = streaming_settings
+        offered = self.scope.get("subprotocols") or []
+        if not origin_allowed(self.scope) or (offered and SUBPROTOCOL not in offered):
+            await self.base_send({"type": "websocket.close"})  # daphne answers 403
+            return
+        accept: dict[str, Any] = {"type": "websocket.accept"}
+        if offered:
+            accept["subprotocol"] = SUBPROTOCOL
+        self.request = build_request(self.scope, self.get_authenticators())
+        try:
+            await database_sync_to_async(authenticate)(self.request)
+        except AuthenticationFailed:
+            await self.base_send(accept)
+            await self.close(CloseCode.INVALID_CREDENTIALS)
+            return
+        except Exception:
+            logger.exception("streaming_app: authentication of a WebSocket handshake failed")
+            await self.base_send(accept)
+            await self.close(CloseCode.INTERNAL_ERROR)
+            return
+        await self.base_send(accept)
+        limit = settings.MAX_CONNECTIONS_PER_PROCESS
+        if limit is not None and StreamConsumer.open_connections >= limit:
+            await self.close(CloseCode.TOO_MANY_CONNECTIONS)
+            return
+        StreamConsumer.open_connections += 1
+        self._counted = True
+        self.max_frame = settings.MAX_FRAME_BYTES
+        self.session = ServerSession(settings.MAX_CALLS_PER_CONNECTION, settings.CLIENT_WINDOW)
+        self._last_seen = time.monotonic()
+        await self.send_text(
+            wire.encode_hello(
+                self.connection_id,
+                settings.HEARTBEAT_INTERVAL,
+                {
+                    "max_frame": settings.MAX_FRAME_BYTES,
+                    "max_calls": settings.MAX_CALLS_PER_CONNECTION,
+                    "client_window": settings.CLIENT_WINDOW,
+                },
+            )
+        )
+        self._heartbeat = asyncio.get_running_loop().create_task(
+            self.heartbeat(settings.HEARTBEAT_INTERVAL, settings.HEARTBEAT_TIMEOUT)
+        )
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        if self.closed or self.session is None:
+            return
+        text = message.get("text")
+        data = text if text is not None else message.get("bytes") or b""
+        if len(data) > self.max_frame // 4 and (
+            len(data.encode()) if isinstance(data, str) else len(data)
+        ) > self.max_frame:
+            await self.close(CloseCode.FRAME_TOO_LARGE)
+            return
+        self._last_seen = time.monotonic()
+        try:
+            frame = wire.parse_client_frame(data)
+            await self._frame_handlers[type(frame)](frame)
+        except FrameError as exc:
+            await self.bad_frame(exc)
+        except Exception:
+            logger.exception("streaming_app: error while handling a frame")
+            await self.close(CloseCode.INTERNAL_ERROR)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        await self.shutdown()
+        raise StopConsumer()
+
+    # -- frames ---------------------------------------------------------------------
+
+    async def on_call(self, frame: CallFrame) -> None:
+        session = self.session
+        assert session is not None
+        session.claim_id(frame.id)
+        method = self.registry.get(frame.method)
+        if method is None:
+            await self.send_error(frame.id, exceptions.Unimplemented(f"Unknown method {frame.method!r}."))
+            return
+        if session.full:
+            await self.send_error(
+                frame.id,
+                exceptions.ResourceExhausted(
+                    f"Too many open calls on this connection (limit {session.max_calls}).",
+                    {"max_calls": session.max_calls},
+                ),
+            )
+            return
+        call = session.open(frame.id, method.name, method.kind, frame.credit)
+        ctx = CallContext(
+            call_id=frame.id,
+            method=method.name,
+            kind=method.kind,
+            request=self.request,
+            scope=self.scope,
+            connection_id=self.connection_id,
+            resume=frame.resume,
+        )
+        active = ActiveCall(self, call, method, ctx, frame.args)
+        self.calls[frame.id] = active
+        active.start(self.effective_timeout(frame.timeout))
+
+    async def on_next(self, frame: NextFrame) -> None:
+        call = self.session.lookup(frame.id, "next")  # type: ignore[union-attr]
+        if call is None:
+            return
+        active = self.calls[frame.id]
+        try:
+            call.receive_item()
+        except WindowExceeded as exc:
+            active.stop(FAILED)
+            await self.send_error(frame.id, exceptions.ResourceExhausted(str(exc)))
+            return
+        active.inbox.put(frame.data)  # type: ignore[union-attr]
+
+    async def on_end(self, frame: EndFrame) -> None:
+        call = self.session.lookup(frame.id, "end")  # type: ignore[union-attr]
+        if call is None:
+            return
+        call.end_client_half()
+        self.calls[frame.id].inbox.end()  # type: ignore[union-attr]
+
+    async def on_credit(self, frame: CreditFrame) -> None:
+        call = self.session.lookup(frame.id, "credit")  # type: ignore[union-attr]
+        if call is not None:
+            self.calls[frame.id].gate.grant(frame.n)
+
+    async def on_cancel(self, frame: CancelFrame) -> None:
+        call = self.session.lookup(frame.id, "cancel")  # type: ignore[union-attr]
+        if call is not None:
+            self.calls[frame.id].stop(CANCELLED)
+            self.session.close(frame.id)  # type: ignore[union-attr]
+
+    async def on_ping(self, frame: PingFrame) -> None:
+        await self.send_text(wire.encode_pong(frame.data, default=json_default))
+
+    async def on_pong(self, frame: PongFrame) -> None:
+        pass  # receiving it is the point: _last_seen moved
+
+    async def bad_frame(self, exc: FrameError) -> None:
+        self._bad_frames += 1
+        await self.send_text(wire.encode_error(None, ErrorCode.INVALID_ARGUMENT, exc.message, exc.details()))
+        if self._bad_frames >= streaming_settings.MAX_BAD_FRAMES:
+            await self.close(CloseCode.BAD_FRAMES)
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def send_text(self, text: str, limit_call: ActiveCall | None = None) -> None:
+        if self.closed:
+            return
+        if limit_call is not None and len(text) > self.max_frame // 4 and len(text.encode()) > self.max_frame:
+            raise exceptions.ResourceExhausted(
+                "An item is larger than the frame limit.", {"max_frame": self.max_frame}
+            )
+        await self.base_send({"type": "websocket.send", "text": text})
+
+    async def send_error(self, call_id: int | None, error: exceptions.StreamError) -> None:
+        await self.send_text(wire.encode_error(call_id, error.code, error.message, error.details, json_default))
+
+    async def finish(self, active: ActiveCall, terminal_frame: str) -> None:
+        """Send a call's one terminal frame, unless it was cancelled or its socket is gone."""
+        if active.call.closed:
+            return
+        self.session.close(active.call.id)  # type: ignore[union-attr]
+        await self.send_text(terminal_frame)
+
+    def forget(self, active: ActiveCall) -> None:
+        if self.calls.get(active.call.id) is active:
+            del self.calls[active.call.id]
+        if self.session is not None:
+            self.session.close(active.call.id)
+
+    # -- connection -------------------------------------------------------------------
+
+    def get_authenticators(self) -> list[Any]:
+        return [cls() for cls in streaming_settings.DEFAULT_AUTHENTICATION_CLASSES]
+
+    def effective_timeout(self, requested: float | None) -> float | None:
+        settings = streaming_settings
+        timeout = requested if requested is not None else settings.DEFAULT_TIMEOUT
+        if timeout is not None and settings.MAX_TIMEOUT is not None:
+            timeout = min(timeout, settings.MAX_TIMEOUT)
+        return timeout
+
+    async def heartbeat(self, interval: float, timeout: float) -> None:
+        """Ping the peer every ``interval``; close with 4408 when it has been silent too long."""
+        while not self.closed:
+            silent = time.monotonic() - self._last_seen
+            if silent >= timeout:
+                await self.close(CloseCode.HEARTBEAT_TIMEOUT)
+                return
+            await asyncio.sleep(min(interval, timeout - silent))
+            if time.monotonic() - self._last_seen >= interval:
+                await self.send_text(wire.encode_ping())
+
+    async def close(self, code: int = CloseCode.NORMAL) -> None:
+        if self.closed:
+            return
+        await self.base_send({"type": "websocket.close", "code": int(code)})
+        self.closed = True
+        await self.shutdown(wait=False)
+
+    async def shutdown(self, wait: bool = True) -> None:
+        """Stop every call; wait (bounded) so their ``finally`` blocks have run."""
+        self.closed = True
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None and heartbeat is not asyncio.current_task():
+            heartbeat.cancel()
+        tasks = [active.task for active in self.calls.values() if active.task is not None]
+        for active in list(self.calls.values()):
+            active.stop(DISCONNECTED)
+        if self._counted:
+            StreamConsumer.open_connections -= 1
+            self._counted = False
+        if wait and tasks:
+            await asyncio.wait(tasks, timeout=10)

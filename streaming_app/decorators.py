@@ -1,0 +1,62 @@
+"""Decorators that mark a view method as one of the four call kinds.
+
+Like DRF's ``@action`` they only set attributes; the registry reads the marks
+when a view is registered, and checks the function has the right shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence, TypeVar, overload
+
+from .protocol.session import CallKind
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MARK = "_streaming_method"
+
+
+@dataclass(frozen=True)
+class MethodOptions:
+    kind: CallKind
+    name: str | None = None
+    serializer_class: type | None = None
+    permission_classes: Sequence[type] | None = None
+
+
+def _marker(kind: CallKind) -> Callable[..., Any]:
+    @overload
+    def decorate(func: F) -> F: ...
+
+    @overload
+    def decorate(
+        *,
+        name: str | None = None,
+        serializer_class: type | None = None,
+        permission_classes: Sequence[type] | None = None,
+    ) -> Callable[[F], F]: ...
+
+    def decorate(
+        func: F | None = None,
+        *,
+        name: str | None = None,
+        serializer_class: type | None = None,
+        permission_classes: Sequence[type] | None = None,
+    ) -> Any:
+        options = MethodOptions(kind, name, serializer_class, permission_classes)
+
+        def mark(f: F) -> F:
+            setattr(f, MARK, options)
+            return f
+
+        return mark if func is None else mark(func)
+
+    decorate.__name__ = decorate.__qualname__ = kind.value
+    decorate.__doc__ = f"Mark a view method as a {kind.value.replace('_', ' ')} method."
+    return decorate
+
+
+unary = _marker(CallKind.UNARY)
+server_stream = _marker(CallKind.SERVER_STREAM)
+client_stream = _marker(CallKind.CLIENT_STREAM)
+bidi_stream = _marker(CallKind.BIDI_STREAM)

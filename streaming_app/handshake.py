@@ -1,0 +1,84 @@
+"""The WebSocket handshake: Origin validation and authentication.
+
+A handshake is an HTTP request, so it is turned into one (Django's
+``ASGIRequest`` wrapped in a DRF ``Request``) and authenticated with the same
+DRF authentication classes the HTTP transport uses.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
+from django.http.request import split_domain_port, validate_host
+from rest_framework.request import Request
+
+from .conf import streaming_settings
+
+
+def header(scope: Mapping[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin1")
+    return None
+
+
+def allowed_hosts() -> list[str]:
+    hosts = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not hosts:
+        hosts = [".localhost", "127.0.0.1", "[::1]"]
+    return hosts
+
+
+def origin_allowed(scope: Mapping[str, Any]) -> bool:
+    """Whether a browser may open this socket from the page it came from.
+
+    No ``Origin`` header means a non-browser client, which CSRF-style checks
+    do not concern. Otherwise the origin must be an allowed host, a
+    ``CSRF_TRUSTED_ORIGINS`` entry or a ``STREAMING["ALLOWED_ORIGINS"]`` entry.
+    """
+    origin = header(scope, b"origin")
+    if origin is None:
+        return True
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    if origin in streaming_settings.ALLOWED_ORIGINS:
+        return True
+    if _trusted(origin, parts.scheme, parts.netloc, settings.CSRF_TRUSTED_ORIGINS):
+        return True
+    domain, _port = split_domain_port(parts.netloc)
+    return bool(domain) and validate_host(domain, allowed_hosts())
+
+
+def _trusted(origin: str, scheme: str, netloc: str, trusted: Iterable[str]) -> bool:
+    for entry in trusted:
+        if entry == origin:
+            return True
+        entry_parts = urlsplit(entry)
+        if entry_parts.netloc.startswith("*.") and entry_parts.scheme == scheme:
+            suffix = entry_parts.netloc[1:]
+            if netloc.endswith(suffix):
+                return True
+    return False
+
+
+def build_request(scope: Mapping[str, Any], authenticators: list[Any]) -> Request:
+    """A DRF request for the handshake, authenticated lazily by ``authenticators``.
+
+    A user already in the scope (Channels' ``AuthMiddlewareStack``, or a test)
+    is taken as is, the way DRF's test client forces authentication.
+    """
+    http_request = ASGIRequest({**scope, "method": "GET"}, io.BytesIO())
+    scope_user = scope.get("user")
+    if scope_user is not None and getattr(scope_user, "is_authenticated", False):
+        http_request._force_auth_user = scope_user
+    return Request(http_request, authenticators=authenticators)
+
+
+def authenticate(request: Request) -> Any:
+    """Run the authenticators now (they touch the database); raise on bad credentials."""
+    return request.user

@@ -1,0 +1,148 @@
+"""Running one call of a declared method, whatever the transport.
+
+A transport builds the context, then calls :func:`prepare` (permissions and
+argument validation) and :func:`invoke` (the handler, by kind), and writes the
+outcome in its own framing. Items go out through an :class:`Outlet` that the
+transport provides; its ``wait`` is where credit-based flow control holds a
+server stream at its ``yield``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, AsyncIterator, Protocol
+
+from django.core import exceptions as django_exceptions
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+
+from . import exceptions
+from .arguments import invalid_arguments
+from .context import CallContext
+from .db import call_sync_policy, run_in_worker
+from .protocol.session import CallKind
+from .registry import StreamMethod
+from .views import StreamView
+
+logger = logging.getLogger("streaming_app")
+
+
+class Outlet(Protocol):
+    async def wait(self) -> None:
+        """Return when one more item may be sent (flow control)."""
+
+    async def send(self, item: Any) -> None:
+        """Send one item of a server stream."""
+
+
+async def prepare(method: StreamMethod, ctx: CallContext, args: dict[str, Any]) -> tuple[StreamView, dict[str, Any]]:
+    """Check permissions and validate arguments; return the view and the handler's kwargs."""
+    view = method.view_class(ctx, method)
+    await call_sync_policy(view.initial)
+    if view.get_serializer_class() is not None:
+        kwargs = await call_sync_policy(_validate_with_serializer, view, args)
+    else:
+        kwargs = method.arguments.validate(args)
+    return view, kwargs
+
+
+def _validate_with_serializer(view: StreamView, args: dict[str, Any]) -> dict[str, Any]:
+    serializer = view.get_serializer(data=args)
+    if not serializer.is_valid():
+        raise invalid_arguments(_plain(serializer.errors))
+    return dict(serializer.validated_data)
+
+
+def _plain(errors: Any) -> Any:
+    """DRF's ErrorDetail strings and ReturnDicts as plain JSON values."""
+    if isinstance(errors, dict):
+        return {str(key): _plain(value) for key, value in errors.items()}
+    if isinstance(errors, list):
+        return [_plain(value) for value in errors]
+    return str(errors)
+
+
+async def invoke(
+    method: StreamMethod,
+    view: StreamView,
+    ctx: CallContext,
+    kwargs: dict[str, Any],
+    outlet: Outlet,
+    incoming: AsyncIterator[Any] | None = None,
+) -> Any:
+    """Run the handler to completion; return the call's result (``end``'s ``d``)."""
+    func = method.function
+    kind = method.kind
+    if kind is CallKind.UNARY:
+        if method.is_async:
+            return await func(view, ctx, **kwargs)
+        return await run_in_worker(func, view, ctx, **kwargs)
+    if kind is CallKind.CLIENT_STREAM:
+        return await func(view, ctx, incoming, **kwargs)
+    if kind is CallKind.SERVER_STREAM:
+        stream = func(view, ctx, **kwargs)
+    else:
+        stream = func(view, ctx, incoming, **kwargs)
+    try:
+        while True:
+            # Credit first: with none left the generator stays parked at its yield.
+            await outlet.wait()
+            try:
+                item = await stream.__anext__()
+            except StopAsyncIteration:
+                break
+            await outlet.send(item)
+    finally:
+        await stream.aclose()
+    return ctx.result
+
+
+def as_stream_error(exc: BaseException, ctx: CallContext | None = None) -> exceptions.StreamError:
+    """The error a client is told about for an exception a call raised.
+
+    Django's and DRF's own exceptions map to their obvious codes; anything
+    unexpected is logged here, with its traceback, and becomes ``internal``
+    with a message that reveals nothing of it.
+    """
+    if isinstance(exc, exceptions.StreamError):
+        return exc
+    if isinstance(exc, drf_exceptions.APIException):
+        return _from_drf(exc)
+    if isinstance(exc, (Http404, django_exceptions.ObjectDoesNotExist)):
+        return exceptions.NotFound()
+    if isinstance(exc, django_exceptions.PermissionDenied):
+        return exceptions.PermissionDenied()
+    if isinstance(exc, django_exceptions.ValidationError):
+        if hasattr(exc, "error_dict"):
+            return invalid_arguments({k: [str(m) for m in v] for k, v in exc.message_dict.items()})
+        return exceptions.InvalidArgument("; ".join(exc.messages))
+    logger.error(
+        "Unhandled exception in streaming method %s (call %s)",
+        ctx.method if ctx else "?",
+        ctx.call_id if ctx else "?",
+        exc_info=exc,
+    )
+    return exceptions.Internal()
+
+
+_DRF_CODES: list[tuple[type[drf_exceptions.APIException], type[exceptions.StreamError]]] = [
+    (drf_exceptions.ValidationError, exceptions.InvalidArgument),
+    (drf_exceptions.ParseError, exceptions.InvalidArgument),
+    (drf_exceptions.NotAuthenticated, exceptions.Unauthenticated),
+    (drf_exceptions.AuthenticationFailed, exceptions.Unauthenticated),
+    (drf_exceptions.PermissionDenied, exceptions.PermissionDenied),
+    (drf_exceptions.NotFound, exceptions.NotFound),
+    (drf_exceptions.Throttled, exceptions.ResourceExhausted),
+    (drf_exceptions.MethodNotAllowed, exceptions.Unimplemented),
+]
+
+
+def _from_drf(exc: drf_exceptions.APIException) -> exceptions.StreamError:
+    for drf_class, stream_class in _DRF_CODES:
+        if isinstance(exc, drf_class):
+            if isinstance(exc, drf_exceptions.ValidationError):
+                detail = _plain(exc.detail)
+                errors = detail if isinstance(detail, dict) else {"non_field_errors": detail}
+                return invalid_arguments(errors)
+            return stream_class(str(exc.detail))
+    return exceptions.Unknown(str(exc.detail)) if exc.status_code < 500 else exceptions.Internal()

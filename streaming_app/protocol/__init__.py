@@ -1,0 +1,65 @@
+"""Protocol v1 without I/O: frames, codes and call state.
+
+Imports neither Django nor Channels, so the Python client and any transport
+can share it.
+"""
+
+from .codes import (
+    ERROR_CODES,
+    HTTP_STATUS,
+    PROTOCOL_VERSION,
+    RECONNECTABLE_CLOSE_CODES,
+    SUBPROTOCOL,
+    CloseCode,
+    ErrorCode,
+    is_reconnectable,
+)
+from .frames import (
+    CallFrame,
+    CancelFrame,
+    ClientFrame,
+    CreditFrame,
+    EndFrame,
+    ErrorFrame,
+    FrameError,
+    HelloFrame,
+    NextFrame,
+    PingFrame,
+    PongFrame,
+    ReadyFrame,
+    ServerFrame,
+    parse_client_frame,
+    parse_server_frame,
+)
+from .session import Call, CallKind, CallState, ServerSession, WindowExceeded
+
+__all__ = [
+    "ERROR_CODES",
+    "HTTP_STATUS",
+    "PROTOCOL_VERSION",
+    "RECONNECTABLE_CLOSE_CODES",
+    "SUBPROTOCOL",
+    "Call",
+    "CallFrame",
+    "CallKind",
+    "CallState",
+    "CancelFrame",
+    "ClientFrame",
+    "CloseCode",
+    "CreditFrame",
+    "EndFrame",
+    "ErrorCode",
+    "ErrorFrame",
+    "FrameError",
+    "HelloFrame",
+    "NextFrame",
+    "PingFrame",
+    "PongFrame",
+    "ReadyFrame",
+    "ServerFrame",
+    "ServerSession",
+    "WindowExceeded",
+    "is_reconnectable",
+    "parse_client_frame",
+    "parse_server_frame",
+]

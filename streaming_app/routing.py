@@ -1,0 +1,9 @@
+"""WebSocket routes, for ``URLRouter`` in a project's ``asgi.py``."""
+
+from django.urls import path
+
+from .consumer import StreamConsumer
+
+websocket_urlpatterns = [
+    path("ws/", StreamConsumer.as_asgi()),
+]
