@@ -1,0 +1,146 @@
+"""Shared fixtures: a real daphne server, users and tokens, and service detection."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI") == "true"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not listen on {port} within {timeout}s")
+
+
+def database_url_for_tests() -> str:
+    """DATABASE_URL of the test database pytest-django created, for server subprocesses."""
+    from django.db import connection
+
+    settings = connection.settings_dict
+    if settings["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings['NAME']}"
+    user = settings.get("USER") or "postgres"
+    host = settings.get("HOST") or "127.0.0.1"
+    port = settings.get("PORT") or "5432"
+    return f"postgres://{user}@{host}:{port}/{settings['NAME']}"
+
+
+class Server:
+    """A server process of the example project on a loopback port."""
+
+    def __init__(self, port: int, process: subprocess.Popen, log: Path) -> None:
+        self.port = port
+        self.process = process
+        self.log = log
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_server(
+    tmp_dir: Path, *, server: str = "daphne", env: dict[str, str] | None = None, port: int | None = None
+) -> Server:
+    port = port or free_port()
+    log = tmp_dir / f"{server}-{port}.log"
+    if server == "daphne":
+        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"]
+    else:
+        command = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
+                   "--log-level", "warning", "project.asgi:application"]
+    environment = {**os.environ, "DATABASE_URL": database_url_for_tests(), **(env or {})}
+    environment.setdefault("PYTHONUNBUFFERED", "1")
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, process)
+    except RuntimeError:
+        process.kill()
+        raise RuntimeError(f"server failed to start:\n{log.read_text()}")
+    return Server(port, process, log)
+
+
+@pytest.fixture(scope="session")
+def daphne_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Server]:
+    """One daphne process of the example project, shared by the end-to-end tests."""
+    with django_db_blocker.unblock():
+        server = start_server(tmp_path_factory.mktemp("servers"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_user(transactional_db):
+    """Create committed users (visible to server subprocesses)."""
+    from django.contrib.auth import get_user_model
+
+    def make(username: str = "alice", *, is_staff: bool = False, password: str = "pw-123456") -> object:
+        return get_user_model().objects.create_user(username, password=password, is_staff=is_staff)
+
+    return make
+
+
+@pytest.fixture
+def make_token(make_user):
+    """A DRF authtoken key for a new user."""
+    from rest_framework.authtoken.models import Token
+
+    def make(username: str = "alice", *, is_staff: bool = False) -> str:
+        return Token.objects.create(user=make_user(username, is_staff=is_staff)).key
+
+    return make
+
+
+def redis_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis for tests; in CI its absence fails the test instead of skipping it."""
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    if not redis_available():
+        if IN_CI:
+            pytest.fail("Redis is required in CI but is not reachable at 127.0.0.1:6379")
+        pytest.skip("Redis is not running at 127.0.0.1:6379")
+    return url
