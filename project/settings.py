@@ -66,7 +66,7 @@ TEMPLATES = [
     },
 ]
 
-ASGI_APPLICATION = "project.asgi:application"
+ASGI_APPLICATION = "project.asgi.application"  # dotted path; the daphne CLI form is project.asgi:application
 
 
 def database_from_url(url: str) -> dict:

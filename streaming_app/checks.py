@@ -70,7 +70,7 @@ def check_installed(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         messages.append(
             Warning(
                 "ASGI_APPLICATION is not set; streams are served only by an ASGI server.",
-                hint="Set ASGI_APPLICATION = 'yourproject.asgi:application' and route StreamConsumer in it.",
+                hint="Set ASGI_APPLICATION = 'yourproject.asgi.application' and route StreamConsumer in it.",
                 id="streaming_app.W003",
             )
         )
