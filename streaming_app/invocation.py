@@ -12,14 +12,17 @@ from __future__ import annotations
 import logging
 from typing import Any, AsyncIterator, Protocol
 
+from channels.db import database_sync_to_async
 from django.core import exceptions as django_exceptions
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
+from rest_framework.request import Request
 
 from . import exceptions
 from .arguments import invalid_arguments
 from .context import CallContext
 from .db import call_sync_policy, run_in_worker
+from .handshake import authenticate
 from .protocol.session import CallKind
 from .registry import StreamMethod
 from .views import StreamView
@@ -38,12 +41,36 @@ class Outlet(Protocol):
 async def prepare(method: StreamMethod, ctx: CallContext, args: dict[str, Any]) -> tuple[StreamView, dict[str, Any]]:
     """Check permissions and validate arguments; return the view and the handler's kwargs."""
     view = method.view_class(ctx, method)
+    if view.authentication_classes is not None:
+        view.request = ctx.request = await _authenticate_for_view(view, ctx)
     await call_sync_policy(view.initial)
     if view.get_serializer_class() is not None:
         kwargs = await call_sync_policy(_validate_with_serializer, view, args)
     else:
         kwargs = method.arguments.validate(args)
     return view, kwargs
+
+
+async def _authenticate_for_view(view: StreamView, ctx: CallContext) -> Request:
+    """The request as the view's own authentication classes see it.
+
+    The connection was authenticated once, at the handshake, with the default
+    classes; a view that names others re-authenticates that same handshake
+    with them, once per connection (the result is cached on it).
+    """
+    authenticators = view.get_authenticators()
+    http_request = ctx.request._request
+    cache = http_request.__dict__.setdefault("_streaming_view_requests", {})
+    key = tuple(type(a) for a in authenticators)
+    request = cache.get(key)
+    if request is None:
+        request = Request(http_request, authenticators=authenticators)
+        try:
+            await database_sync_to_async(authenticate)(request)
+        except drf_exceptions.AuthenticationFailed as exc:
+            raise exceptions.Unauthenticated(str(exc.detail)) from None
+        cache[key] = request
+    return request
 
 
 def _validate_with_serializer(view: StreamView, args: dict[str, Any]) -> dict[str, Any]:
