@@ -252,6 +252,8 @@ class StreamConsumer(AsyncConsumer):
             frame = wire.parse_client_frame(data)
             await self._frame_handlers[type(frame)](frame)
         except FrameError as exc:
+            if exc.call_id is not None and exc.call_id > self.session.last_id:
+                self.session.claim_id(exc.call_id)  # a rejected call still uses its id
             await self.bad_frame(exc)
         except Exception:
             logger.exception("streaming_app: error while handling a frame")
@@ -302,8 +304,10 @@ class StreamConsumer(AsyncConsumer):
         try:
             call.receive_item()
         except WindowExceeded as exc:
-            active.stop(FAILED)
-            await self.send_error(frame.id, exceptions.ResourceExhausted(str(exc)))
+            if active.stop_reason is None:  # else it is ending already, with its own error
+                active.stop(FAILED)
+                self.session.close(frame.id)  # later frames for it are ignored
+                await self.send_error(frame.id, exceptions.ResourceExhausted(str(exc)))
             return
         active.inbox.put(frame.data)  # type: ignore[union-attr]
 

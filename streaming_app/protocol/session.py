@@ -7,9 +7,15 @@ apply them the same way.
 
 from __future__ import annotations
 
+import bisect
 import enum
 
 from .frames import FrameError
+
+# Ranges of call ids a client skipped are remembered so that a frame naming one
+# is "never opened"; past this many ranges the oldest are forgotten (frames for
+# them are then ignored as for ended calls) so memory stays bounded.
+MAX_SKIPPED_RANGES = 1024
 
 
 class CallKind(str, enum.Enum):
@@ -124,6 +130,7 @@ class ServerSession:
         self.client_window = client_window
         self.last_id = 0
         self.calls: dict[int, Call] = {}
+        self._skipped: list[tuple[int, int]] = []  # (first, last) id ranges never used
 
     def claim_id(self, id: int) -> None:
         """Use a call id; raise if it is not greater than every id used before."""
@@ -132,7 +139,18 @@ class ServerSession:
                 f"call id {id} is not greater than the last id used on this connection ({self.last_id})",
                 id,
             )
+        if id > self.last_id + 1:
+            self._skipped.append((self.last_id + 1, id - 1))
+            if len(self._skipped) > MAX_SKIPPED_RANGES:
+                del self._skipped[: MAX_SKIPPED_RANGES // 2]
         self.last_id = id
+
+    def was_used(self, id: int) -> bool:
+        """Whether a call frame has carried this id (ended and rejected calls included)."""
+        if id > self.last_id:
+            return False
+        index = bisect.bisect_right(self._skipped, id, key=lambda r: r[0]) - 1
+        return index < 0 or self._skipped[index][1] < id
 
     @property
     def full(self) -> bool:
@@ -148,7 +166,7 @@ class ServerSession:
         call = self.calls.get(id)
         if call is not None:
             return call
-        if id <= self.last_id:
+        if self.was_used(id):
             return None
         raise FrameError(f"'{frame_type}' frame for call {id}, which was never opened", id)
 
