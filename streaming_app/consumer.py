@@ -53,6 +53,8 @@ DEADLINE = "deadline"
 DISCONNECTED = "disconnected"
 FAILED = "failed"
 
+YIELD_EVERY_MASK = 63  # a stream lets the event loop run once every 64 items
+
 
 class ActiveCall:
     """One running call on a connection: its task, its credit and its inbox."""
@@ -80,6 +82,7 @@ class ActiveCall:
                 functools.partial(convert_item, convert) if convert else None,
             )
         self.stop_reason: str | None = None
+        self._sent = 0
         self.task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
 
@@ -95,6 +98,12 @@ class ActiveCall:
         await self.consumer.send_text(
             wire.encode_next(self.call.id, item, default=json_default), limit_call=self
         )
+        # daphne's send never suspends, so a stream with ample credit would hold
+        # the event loop (and every other connection) until it ended; let the
+        # loop run now and then, which also gets the first items on the wire.
+        self._sent += 1
+        if self._sent & YIELD_EVERY_MASK == 1:
+            await asyncio.sleep(0)
 
     async def _grant_client_credit(self, n: int) -> None:
         if not self.call.closed:

@@ -1,0 +1,1 @@
+"""Benchmarks of streaming_app (see bench/README.md)."""
