@@ -169,6 +169,10 @@ class StreamConsumer(AsyncConsumer):
 
     registry = registry
     open_connections = 0  # in this process
+    # No per-connection channel: nothing is addressed to one socket through the
+    # layer, and with channels_redis joining one makes every disconnect wait
+    # out a 5 s blocking pop. (An alias no layer has gives None.)
+    channel_layer_alias = "streaming_app:none"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -61,3 +61,19 @@ async def test_killed_process_leaves_the_other_serving(two_servers):
     async with websockets.connect(b.ws_url, subprotocols=["streaming.v1.json"]) as ws:
         await read_hello(ws)
         assert (await call(ws, 1, "interop.unary", {"payload": "still here"}))["d"] == {"payload": "still here"}
+
+
+async def test_disconnect_is_prompt_with_the_redis_channel_layer(redis_url):
+    """The consumer joins no channel-layer channel, so leaving never waits on Redis."""
+    import time
+
+    from streaming_app.testing import StreamTestClient
+    from django.test import override_settings
+
+    layer = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url]}}}
+    with override_settings(CHANNEL_LAYERS=layer):
+        client = StreamTestClient()
+        await client.connect()
+        started = time.monotonic()
+        await client.disconnect()
+        assert time.monotonic() - started < 2
