@@ -543,6 +543,12 @@ async def test_binary_frame_is_a_malformed_frame(conn):
     await assert_usable(conn)
 
 
+async def test_deeply_nested_json_is_a_malformed_frame_not_a_server_error(conn):
+    await conn.send('{"t":"ping","d":' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert_bad_frame_error(await conn.recv())
+    await assert_usable(conn)
+
+
 async def test_credit_of_zero_is_a_malformed_frame_and_leaves_the_call_alone(conn):
     await conn.call(1, "interop.count", {"n": 2}, credit=0)
     await conn.send({"t": "credit", "id": 1, "n": 0})

@@ -596,3 +596,9 @@ def test_clients_do_not_reconnect_after(code):
 
 def test_no_close_code_is_not_reconnectable():
     assert not is_reconnectable(None)
+
+
+def test_a_frame_nested_too_deeply_is_malformed_not_a_crash():
+    text = '{"t":"next","id":1,"d":' + "[" * 200_000 + "]" * 200_000 + "}"
+    with pytest.raises(FrameError, match="nested too deeply"):
+        parse_client_frame(text)

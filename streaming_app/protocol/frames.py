@@ -142,6 +142,8 @@ def _load_object(text: str | bytes) -> dict[str, Any]:
         obj = json.loads(text, parse_constant=_reject_constant)
     except ValueError:
         raise FrameError("frame is not valid JSON") from None
+    except RecursionError:
+        raise FrameError("frame is nested too deeply") from None
     if type(obj) is not dict:
         raise FrameError("frame must be a JSON object")
     t = obj.get("t")
