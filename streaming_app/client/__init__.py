@@ -1,0 +1,19 @@
+"""A Python client for streaming_app servers; needs no Django.
+
+    async with StreamClient("ws://127.0.0.1:8000/ws/", token=...) as client:
+        await client.call("interop.unary", payload="hi")
+        async for item in client.stream("interop.count", n=3): ...
+"""
+
+from ..exceptions import ERROR_CLASSES, StreamError
+from .calls import ClientCall, Stream
+from .client import StreamClient
+
+__all__ = ["ClientCall", "Stream", "StreamClient", "StreamError", *sorted(c.__name__ for c in ERROR_CLASSES.values())]
+
+
+def __getattr__(name: str):  # the per-code error classes: InvalidArgument, NotFound, ...
+    for cls in ERROR_CLASSES.values():
+        if cls.__name__ == name:
+            return cls
+    raise AttributeError(name)

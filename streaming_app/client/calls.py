@@ -1,0 +1,179 @@
+"""Client-side calls: what ``StreamClient.call``, ``stream`` and ``open`` return.
+
+Each call owns a queue of the server frames addressed to it, filled by the
+client's reader task, and does its own credit bookkeeping: it grants the
+server credit as the caller consumes items, and holds the caller's ``send``
+while the server has granted none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, AsyncIterator
+
+from ..exceptions import StreamError
+from ..flow import CreditGate
+from ..protocol import frames as wire
+from ..protocol.frames import EndFrame, ErrorFrame, NextFrame, ReadyFrame
+
+if TYPE_CHECKING:
+    from .client import StreamClient
+
+
+class _Credit:
+    """A counter of items one side may still send (None: unbounded)."""
+
+    __slots__ = ("credit",)
+
+    def __init__(self, credit: int | None) -> None:
+        self.credit = credit
+
+    def take_credit(self) -> bool:
+        if self.credit is None:
+            return True
+        if self.credit > 0:
+            self.credit -= 1
+            return True
+        return False
+
+    def add_credit(self, n: int) -> None:
+        if self.credit is not None:
+            self.credit += n
+
+
+class ClientCall:
+    """One call in flight; iterate it for items, await ``result()`` for its outcome."""
+
+    def __init__(self, client: StreamClient, call_id: int, method: str, window: int | None) -> None:
+        self.client = client
+        self.id = call_id
+        self.method = method
+        self.window = window
+        self.frames: asyncio.Queue[Any] = asyncio.Queue()
+        self.done = False
+        self.ready: ReadyFrame | None = None
+        self._result: Any = None
+        self._error: StreamError | None = None
+        self._consumed = 0
+        self._outbound = CreditGate(_Credit(client.client_window))  # type: ignore[arg-type]
+        self._half_closed = False
+
+    # -- fed by the client's reader ----------------------------------------------
+
+    def deliver(self, frame: Any) -> None:
+        self.frames.put_nowait(frame)
+
+    def grant_outbound(self, n: int) -> None:
+        self._outbound.grant(n)
+
+    def fail(self, error: StreamError) -> None:
+        """End the call from the client side (e.g. the connection was lost)."""
+        self.frames.put_nowait(ErrorFrame(self.id, str(error.code), error.message, error.details))
+
+    # -- items ----------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._items()
+
+    async def _items(self) -> AsyncIterator[Any]:
+        # A generator, so that leaving an ``async for`` early (``break``, an
+        # exception) finalizes it and the call is cancelled on the server.
+        try:
+            while True:
+                try:
+                    item = await self._next()
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            if not self.done:
+                await self.cancel()
+
+    async def _next(self) -> Any:
+        while not self.done:
+            frame = await self.frames.get()
+            if isinstance(frame, NextFrame):
+                await self._consumed_one()
+                return frame.data
+            if isinstance(frame, ReadyFrame):
+                self.ready = frame
+                continue
+            self._finish(frame)
+        if self._error is not None:
+            raise self._error
+        raise StopAsyncIteration
+
+    async def _consumed_one(self) -> None:
+        if self.window is None:
+            return
+        self._consumed += 1
+        if self._consumed * 2 >= self.window:
+            n, self._consumed = self._consumed, 0
+            await self.client._send(wire.encode_credit(self.id, n))
+
+    def _finish(self, frame: Any) -> None:
+        self.done = True
+        self.client._forget(self)
+        if isinstance(frame, EndFrame):
+            self._result = frame.data
+        elif isinstance(frame, ErrorFrame):
+            self._error = StreamError.for_code(frame.code, frame.message, frame.details)
+
+    async def result(self) -> Any:
+        """Wait for the end of the call; items not yet read are discarded."""
+        while True:
+            try:
+                await self._next()
+            except StopAsyncIteration:
+                return self._result
+
+    # -- client half (client stream and bidirectional) ---------------------------------
+
+    async def send(self, item: Any) -> None:
+        """Send one item, waiting while the server has granted no credit."""
+        if self._half_closed:
+            raise RuntimeError(f"call {self.id} ({self.method}): end() was called; no more items can be sent")
+        if self.done:
+            if self._error is not None:
+                raise self._error
+            raise RuntimeError(f"call {self.id} ({self.method}) has ended")
+        await self._outbound.acquire()
+        await self.client._send(wire.encode_next(self.id, item))
+
+    async def end(self) -> None:
+        """Half-close: no more items from this side."""
+        if not self._half_closed and not self.done:
+            self._half_closed = True
+            await self.client._send(wire.encode_client_end(self.id))
+
+    # -- cancellation -------------------------------------------------------------------
+
+    async def cancel(self) -> None:
+        """Stop the call on the server (its handler's ``finally`` runs); no frame follows."""
+        if not self.done:
+            self.done = True
+            self.client._forget(self)
+            await self.client._send(wire.encode_cancel(self.id))
+
+    async def aclose(self) -> None:
+        await self.cancel()
+
+
+class Stream(ClientCall):
+    """A server stream: ``async for item in stream``; ``stream.result`` after the loop.
+
+    Leaving the loop early (``break``) and then closing the stream, or using it
+    as ``async with``, cancels the call on the server.
+    """
+
+    @property
+    def result(self) -> Any:  # type: ignore[override]
+        if not self.done:
+            raise RuntimeError("the stream's result is known once iteration has finished")
+        return self._result
+
+    async def __aenter__(self) -> Stream:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()

@@ -1,0 +1,233 @@
+"""``StreamClient``: protocol v1 over the ``websockets`` library, asyncio first.
+
+Needs neither Django nor settings: it uses only the I/O-free protocol core,
+:mod:`streaming_app.flow` and :mod:`streaming_app.exceptions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import websockets
+
+from ..exceptions import StreamError, Unauthenticated, Unavailable
+from ..protocol import frames as wire
+from ..protocol.codes import SUBPROTOCOL, CloseCode
+from ..protocol.frames import (
+    CreditFrame,
+    EndFrame,
+    ErrorFrame,
+    FrameError,
+    HelloFrame,
+    NextFrame,
+    PingFrame,
+    PongFrame,
+    ReadyFrame,
+)
+from .calls import ClientCall, Stream
+
+logger = logging.getLogger("streaming_app.client")
+
+
+class StreamClient:
+    """One multiplexed connection to a streaming_app server.
+
+    ``window`` is the default credit window of streams: the server never has
+    more than that many items in flight to this client, and credit is given
+    back as the caller consumes items.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        ticket: str | None = None,
+        session: str | None = None,
+        headers: dict[str, str] | None = None,
+        window: int | None = 64,
+        open_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        if ticket:
+            self.url += ("&" if "?" in url else "?") + f"ticket={ticket}"
+        self.headers = dict(headers or {})
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
+        if session:
+            self.headers["Cookie"] = f"sessionid={session}"
+        self.window = window
+        self.open_timeout = open_timeout
+        self.hello: HelloFrame | None = None
+        self.client_window = 0
+        self.close_code: int | None = None
+        self._ws: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._calls: dict[int, ClientCall] = {}
+        self._last_id = 0
+
+    async def __aenter__(self) -> StreamClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def connect(self) -> HelloFrame:
+        """Open the socket and read ``hello``; bad credentials raise ``Unauthenticated``."""
+        try:
+            self._ws = await websockets.connect(
+                self.url,
+                subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+                additional_headers=self.headers,
+                open_timeout=self.open_timeout,
+                max_size=None,
+            )
+        except (OSError, websockets.InvalidHandshake, asyncio.TimeoutError) as exc:
+            raise Unavailable(f"Cannot connect to {self.url}: {exc}") from exc
+        try:
+            text = await asyncio.wait_for(self._ws.recv(), self.open_timeout)
+        except websockets.ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+            self.close_code = code
+            if code == CloseCode.INVALID_CREDENTIALS:
+                raise Unauthenticated("The server refused the credentials (close code 4401).") from None
+            raise Unavailable(f"The server closed the connection before hello (code {code}).") from None
+        frame = wire.parse_server_frame(text)
+        if not isinstance(frame, HelloFrame):
+            raise Unavailable(f"Expected hello, got {text[:200]!r}")
+        self.hello = frame
+        self.client_window = int(frame.limits.get("client_window", 0))
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        return frame
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+    # -- calls ------------------------------------------------------------------------
+
+    async def call(self, method: str, args: dict[str, Any] | None = None, /, *, timeout: float | None = None, **kwargs: Any) -> Any:
+        """A unary call: its result, or the ``StreamError`` it failed with."""
+        call = await self._start(ClientCall, method, args, kwargs, timeout, None)
+        return await call.result()
+
+    def stream(
+        self,
+        method: str,
+        args: dict[str, Any] | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        window: int | None | type[...] = ...,
+        **kwargs: Any,
+    ) -> _PendingStream:
+        """A server stream: ``async for item in client.stream(...)``; ``.result`` after the loop."""
+        return _PendingStream(self, method, args, kwargs, timeout, self.window if window is ... else window)
+
+    async def open(self, method: str, args: dict[str, Any] | None = None, /, *, timeout: float | None = None, window: Any = ..., **kwargs: Any) -> ClientCall:
+        """A client-stream or bidirectional call: ``send()``, ``end()``, iterate, ``result()``."""
+        return await self._start(ClientCall, method, args, kwargs, timeout, self.window if window is ... else window)
+
+    async def _start(self, cls: type[ClientCall], method: str, args: dict[str, Any] | None, kwargs: dict[str, Any], timeout: float | None, window: int | None) -> Any:
+        if self._ws is None or self._reader is None or self._reader.done():
+            raise Unavailable("The client is not connected.")
+        arguments = {**(args or {}), **kwargs}
+        self._last_id += 1
+        call = cls(self, self._last_id, method, window)
+        self._calls[call.id] = call
+        await self._send(wire.encode_call(call.id, method, arguments, credit=window, timeout=timeout))
+        return call
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _send(self, text: str) -> None:
+        try:
+            await self._ws.send(text)
+        except websockets.ConnectionClosed as exc:
+            raise Unavailable(f"The connection is closed (code {exc.rcvd.code if exc.rcvd else None}).") from None
+
+    def _forget(self, call: ClientCall) -> None:
+        self._calls.pop(call.id, None)
+
+    async def _read(self) -> None:
+        try:
+            async for text in self._ws:
+                try:
+                    frame = wire.parse_server_frame(text)
+                except FrameError as exc:
+                    logger.warning("streaming_app client: malformed frame from the server: %s", exc)
+                    continue
+                if isinstance(frame, (NextFrame, EndFrame, ErrorFrame, ReadyFrame)):
+                    if frame.id is None:
+                        logger.warning("streaming_app client: connection error %s: %s", frame.code, frame.message)  # type: ignore[union-attr]
+                        continue
+                    call = self._calls.get(frame.id)
+                    if call is not None:
+                        call.deliver(frame)
+                elif isinstance(frame, CreditFrame):
+                    call = self._calls.get(frame.id)
+                    if call is not None:
+                        call.grant_outbound(frame.n)
+                elif isinstance(frame, PingFrame):
+                    await self._ws.send(wire.encode_pong(frame.data))
+                elif isinstance(frame, PongFrame):
+                    pass
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            rcvd = getattr(self._ws, "close_code", None)
+            self.close_code = rcvd
+            error = Unavailable(f"The connection was closed (code {rcvd}).", {"close_code": rcvd})
+            for call in list(self._calls.values()):
+                call.fail(error)
+            self._calls.clear()
+
+
+class _PendingStream:
+    """What ``client.stream()`` returns: starts the call on first iteration."""
+
+    def __init__(self, client: StreamClient, method: str, args: Any, kwargs: Any, timeout: float | None, window: int | None) -> None:
+        self._client = client
+        self._start_args = (method, args, kwargs, timeout, window)
+        self._stream: Stream | None = None
+
+    async def _started(self) -> Stream:
+        if self._stream is None:
+            method, args, kwargs, timeout, window = self._start_args
+            self._stream = await self._client._start(Stream, method, args, kwargs, timeout, window)
+        return self._stream
+
+    async def __aiter__(self) -> Any:
+        stream = await self._started()
+        try:
+            while True:
+                try:
+                    item = await stream._next()
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            if not stream.done:  # left early: break, an exception, aclose()
+                await stream.cancel()
+
+    @property
+    def result(self) -> Any:
+        if self._stream is None:
+            raise RuntimeError("the stream has not been iterated")
+        return self._stream.result
+
+    async def aclose(self) -> None:
+        if self._stream is not None:
+            await self._stream.aclose()
+
+    async def __aenter__(self) -> _PendingStream:
+        await self._started()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()

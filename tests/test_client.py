@@ -1,0 +1,117 @@
+"""The Python client (streaming_app.client) against a real daphne server."""
+
+import asyncio
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from streaming_app.client import (
+    Internal,
+    InvalidArgument,
+    PermissionDenied,
+    StreamClient,
+    StreamError,
+    Unauthenticated,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def cleanups(client, tag):
+    for _ in range(50):
+        count = (await client.call("interop.cleanups", tag=tag))["count"]
+        if count:
+            return count
+        await asyncio.sleep(0.05)
+    return 0
+
+
+async def test_unary_call_returns_the_result(daphne_server):
+    async with StreamClient(daphne_server.ws_url) as client:
+        assert await client.call("interop.unary", payload="hi") == {"payload": "hi"}
+
+
+async def test_arguments_may_be_given_as_one_dict(daphne_server):
+    async with StreamClient(daphne_server.ws_url) as client:
+        assert await client.call("interop.unary", {"payload": "as dict"}) == {"payload": "as dict"}
+
+
+async def test_stream_yields_items_and_exposes_its_return_value(daphne_server):
+    async with StreamClient(daphne_server.ws_url, window=4) as client:
+        stream = client.stream("interop.count", n=10)
+        assert [item["i"] async for item in stream] == list(range(10))
+        assert stream.result == {"total": 10}
+
+
+async def test_breaking_out_of_a_stream_cancels_it_on_the_server(daphne_server):
+    tag = f"client-break-{uuid.uuid4().hex}"
+    async with StreamClient(daphne_server.ws_url) as client:
+        async for item in client.stream("interop.forever", tag=tag):
+            if item["i"] == 2:
+                break
+        assert await cleanups(client, tag) == 1
+
+
+async def test_client_stream_sends_items_and_gets_the_result(daphne_server):
+    async with StreamClient(daphne_server.ws_url) as client:
+        call = await client.open("interop.sum")
+        for v in range(200):  # more than the server's client window: credit must flow back
+            await call.send({"v": v})
+        await call.end()
+        assert await call.result() == {"sum": sum(range(200)), "count": 200}
+
+
+async def test_bidirectional_call_echoes_in_order(daphne_server):
+    async with StreamClient(daphne_server.ws_url) as client:
+        call = await client.open("interop.echo")
+        for word in ("a", "b", "c"):
+            await call.send(word)
+        await call.end()
+        assert [item async for item in call] == ["a", "b", "c"]
+
+
+async def test_errors_are_typed_exceptions_with_code_message_and_details(daphne_server):
+    async with StreamClient(daphne_server.ws_url) as client:
+        with pytest.raises(InvalidArgument) as invalid:
+            await client.call("interop.count", n="x")
+        assert invalid.value.details == {"errors": {"n": ["Must be an integer."]}}
+        with pytest.raises(PermissionDenied, match="nope"):
+            await client.call("interop.fail", code="permission_denied", message="nope")
+        with pytest.raises(Internal) as internal:
+            await client.call("interop.crash")
+        assert "secret" not in internal.value.message
+        assert isinstance(internal.value, StreamError) and internal.value.code == "internal"
+
+
+async def test_deadline_raises_deadline_exceeded(daphne_server):
+    from streaming_app.client import DeadlineExceeded
+
+    async with StreamClient(daphne_server.ws_url) as client:
+        with pytest.raises(DeadlineExceeded):
+            async for _ in client.stream("interop.forever", interval_ms=20, timeout=0.2):
+                pass
+
+
+@pytest.fixture
+def carol_token(make_token):
+    return make_token("carol")
+
+
+async def test_bearer_token_authenticates(daphne_server, carol_token):
+    async with StreamClient(daphne_server.ws_url, token=carol_token) as client:
+        assert (await client.call("interop.whoami"))["username"] == "carol"
+
+
+async def test_invalid_token_raises_unauthenticated_on_connect(daphne_server):
+    with pytest.raises(Unauthenticated):
+        async with StreamClient(daphne_server.ws_url, token="not-a-token"):
+            pass
+
+
+def test_the_client_imports_without_django():
+    code = "import sys; sys.modules['django'] = None; import streaming_app.client as c; print(c.StreamClient.__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={"PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "StreamClient"
