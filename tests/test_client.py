@@ -115,3 +115,54 @@ def test_the_client_imports_without_django():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={"PATH": ""})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "StreamClient"
+
+
+def test_sync_client_iterates_a_stream_with_a_plain_for(daphne_server):
+    from streaming_app.client import SyncStreamClient
+
+    with SyncStreamClient(daphne_server.ws_url) as client:
+        stream = client.stream("interop.count", n=4)
+        assert [item["i"] for item in stream] == [0, 1, 2, 3]
+        assert stream.result == {"total": 4}
+        assert client.call("interop.unary", payload="sync") == {"payload": "sync"}
+
+
+def test_sync_client_break_cancels_on_the_server(daphne_server):
+    import time
+
+    from streaming_app.client import SyncStreamClient
+
+    tag = f"sync-break-{uuid.uuid4().hex}"
+    with SyncStreamClient(daphne_server.ws_url) as client:
+        for item in client.stream("interop.forever", tag=tag):
+            if item["i"] == 1:
+                break
+        for _ in range(50):
+            if client.call("interop.cleanups", tag=tag)["count"] == 1:
+                break
+            time.sleep(0.05)
+        assert client.call("interop.cleanups", tag=tag) == {"count": 1}
+
+
+def run_cli(*args, stdin=""):
+    return subprocess.run(
+        [sys.executable, "-m", "streaming_app.client", *args],
+        input=stdin, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_cli_prints_items_as_json_lines_then_the_end(daphne_server):
+    result = run_cli(daphne_server.ws_url, "interop.count", "n=2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ['{"i": 0}', '{"i": 1}', '{"end": {"total": 2}}']
+
+
+def test_cli_sends_stdin_lines_as_items(daphne_server):
+    result = run_cli(daphne_server.ws_url, "interop.sum", "--stdin", stdin='{"v": 2}\n{"v": 3}\n')
+    assert result.stdout.splitlines() == ['{"end": {"sum": 5, "count": 2}}']
+
+
+def test_cli_reports_an_error_on_stderr_with_status_1(daphne_server):
+    result = run_cli(daphne_server.ws_url, "interop.fail", "code=not_found", "message=gone")
+    assert result.returncode == 1
+    assert '"code": "not_found"' in result.stderr and '"message": "gone"' in result.stderr

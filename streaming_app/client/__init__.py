@@ -8,8 +8,9 @@
 from ..exceptions import ERROR_CLASSES, StreamError
 from .calls import ClientCall, Stream
 from .client import StreamClient
+from .sync import SyncCall, SyncStreamClient
 
-__all__ = ["ClientCall", "Stream", "StreamClient", "StreamError", *sorted(c.__name__ for c in ERROR_CLASSES.values())]
+__all__ = ["ClientCall", "Stream", "StreamClient", "StreamError", "SyncCall", "SyncStreamClient", *sorted(c.__name__ for c in ERROR_CLASSES.values())]
 
 
 def __getattr__(name: str):  # the per-code error classes: InvalidArgument, NotFound, ...
