@@ -166,3 +166,55 @@ def test_cli_reports_an_error_on_stderr_with_status_1(daphne_server):
     result = run_cli(daphne_server.ws_url, "interop.fail", "code=not_found", "message=gone")
     assert result.returncode == 1
     assert '"code": "not_found"' in result.stderr and '"message": "gone"' in result.stderr
+
+
+@pytest.fixture
+def own_server(tmp_path):
+    from conftest import start_server
+
+    server = start_server(tmp_path)
+    yield server
+    server.stop()
+
+
+async def test_reconnects_after_the_server_restarts_and_open_calls_fail_unavailable(own_server, tmp_path):
+    from conftest import start_server
+    from streaming_app.client import ConnectionState, Unavailable
+
+    states = []
+    client = StreamClient(own_server.ws_url, reconnect_initial=0.05, reconnect_max=0.5)
+    client.on_state_change(states.append)
+    await client.connect()
+    try:
+        stream = client.stream("interop.forever", interval_ms=20)
+        iterator = stream.__aiter__()
+        assert (await iterator.__anext__())["i"] == 0
+        own_server.process.kill()
+        own_server.process.wait(5)
+        with pytest.raises(Unavailable):
+            for _ in range(1000):
+                await asyncio.wait_for(iterator.__anext__(), 5)
+        assert client.state is ConnectionState.RECONNECTING
+        restarted = start_server(tmp_path, port=own_server.port)
+        try:
+            result = await asyncio.wait_for(client.call("interop.unary", payload="back"), 20)
+            assert result == {"payload": "back"}
+            assert client.state is ConnectionState.OPEN
+        finally:
+            restarted.stop()
+    finally:
+        await client.close()
+    assert states == [
+        ConnectionState.CONNECTING, ConnectionState.OPEN, ConnectionState.RECONNECTING,
+        ConnectionState.OPEN, ConnectionState.CLOSED,
+    ]
+
+
+async def test_a_closed_client_refuses_new_calls(daphne_server):
+    from streaming_app.client import Unavailable
+
+    client = StreamClient(daphne_server.ws_url)
+    await client.connect()
+    await client.close()
+    with pytest.raises(Unavailable):
+        await client.call("interop.empty")

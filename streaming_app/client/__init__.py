@@ -7,10 +7,10 @@
 
 from ..exceptions import ERROR_CLASSES, StreamError
 from .calls import ClientCall, Stream
-from .client import StreamClient
+from .client import ConnectionState, StreamClient
 from .sync import SyncCall, SyncStreamClient
 
-__all__ = ["ClientCall", "Stream", "StreamClient", "StreamError", "SyncCall", "SyncStreamClient", *sorted(c.__name__ for c in ERROR_CLASSES.values())]
+__all__ = ["ClientCall", "ConnectionState", "Stream", "StreamClient", "StreamError", "SyncCall", "SyncStreamClient", *sorted(c.__name__ for c in ERROR_CLASSES.values())]
 
 
 def __getattr__(name: str):  # the per-code error classes: InvalidArgument, NotFound, ...

@@ -7,14 +7,16 @@ Needs neither Django nor settings: it uses only the I/O-free protocol core,
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
-from typing import Any
+import random
+from typing import Any, AsyncIterator, Callable
 
 import websockets
 
 from ..exceptions import StreamError, Unauthenticated, Unavailable
 from ..protocol import frames as wire
-from ..protocol.codes import SUBPROTOCOL, CloseCode
+from ..protocol.codes import SUBPROTOCOL, CloseCode, is_reconnectable
 from ..protocol.frames import (
     CreditFrame,
     EndFrame,
@@ -31,12 +33,29 @@ from .calls import ClientCall, Stream
 logger = logging.getLogger("streaming_app.client")
 
 
+class ConnectionState(str, enum.Enum):
+    CONNECTING = "connecting"
+    OPEN = "open"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class StreamClient:
     """One multiplexed connection to a streaming_app server.
 
     ``window`` is the default credit window of streams: the server never has
     more than that many items in flight to this client, and credit is given
     back as the caller consumes items.
+
+    After a close the protocol marks as reconnectable (1006, 1011, 4408, 4429,
+    4500, 4503) the client reconnects with exponential backoff and full
+    jitter (``reconnect_initial`` doubling up to ``reconnect_max`` seconds):
+    calls that were open fail with ``Unavailable``, and new calls wait for
+    the new connection. ``state`` tells where it is; ``on_state_change`` and
+    ``state_changes()`` report every change.
     """
 
     def __init__(
@@ -49,6 +68,9 @@ class StreamClient:
         headers: dict[str, str] | None = None,
         window: int | None = 64,
         open_timeout: float = 10.0,
+        reconnect: bool = True,
+        reconnect_initial: float = 0.1,
+        reconnect_max: float = 10.0,
     ) -> None:
         self.url = url
         if ticket:
@@ -67,6 +89,46 @@ class StreamClient:
         self._reader: asyncio.Task[None] | None = None
         self._calls: dict[int, ClientCall] = {}
         self._last_id = 0
+        self.reconnect = reconnect
+        self.reconnect_initial = reconnect_initial
+        self.reconnect_max = reconnect_max
+        self.state = ConnectionState.CLOSED
+        self._connected = asyncio.Event()
+        self._closing = False
+        self._reconnector: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[ConnectionState], Any]] = []
+        self._watchers: list[asyncio.Queue[ConnectionState]] = []
+
+    # -- state ---------------------------------------------------------------------------
+
+    def on_state_change(self, callback: Callable[[ConnectionState], Any]) -> None:
+        """Call ``callback(state)`` on every change of ``state``."""
+        self._listeners.append(callback)
+
+    async def state_changes(self) -> AsyncIterator[ConnectionState]:
+        """Every state the connection enters from now on, until it is closed."""
+        queue: asyncio.Queue[ConnectionState] = asyncio.Queue()
+        self._watchers.append(queue)
+        try:
+            while True:
+                state = await queue.get()
+                yield state
+                if state is ConnectionState.CLOSED:
+                    return
+        finally:
+            self._watchers.remove(queue)
+
+    def _set_state(self, state: ConnectionState) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        for callback in list(self._listeners):
+            try:
+                callback(state)
+            except Exception:
+                logger.exception("streaming_app client: state callback failed")
+        for queue in self._watchers:
+            queue.put_nowait(state)
 
     async def __aenter__(self) -> StreamClient:
         await self.connect()
@@ -77,6 +139,17 @@ class StreamClient:
 
     async def connect(self) -> HelloFrame:
         """Open the socket and read ``hello``; bad credentials raise ``Unauthenticated``."""
+        self._closing = False
+        self._set_state(ConnectionState.CONNECTING)
+        try:
+            hello = await self._open()
+        except BaseException:
+            self._set_state(ConnectionState.CLOSED)
+            raise
+        self._set_state(ConnectionState.OPEN)
+        return hello
+
+    async def _open(self) -> HelloFrame:
         try:
             self._ws = await websockets.connect(
                 self.url,
@@ -101,13 +174,43 @@ class StreamClient:
         self.hello = frame
         self.client_window = int(frame.limits.get("client_window", 0))
         self._reader = asyncio.get_running_loop().create_task(self._read())
+        self._connected.set()
         return frame
 
     async def close(self) -> None:
+        self._closing = True
+        if self._reconnector is not None:
+            self._reconnector.cancel()
+            await asyncio.gather(self._reconnector, return_exceptions=True)
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
+        self._set_state(ConnectionState.CLOSED)
+        self._connected.set()  # wake calls waiting for a connection: they fail now
+
+    async def _reconnect(self) -> None:
+        attempt = 0
+        while not self._closing:
+            delay = random.uniform(0, min(self.reconnect_max, self.reconnect_initial * 2**attempt))
+            await asyncio.sleep(delay)
+            try:
+                await self._open()
+            except Unauthenticated:
+                logger.warning("streaming_app client: credentials refused on reconnect; giving up")
+                self._set_state(ConnectionState.CLOSED)
+                self._connected.set()
+                return
+            except Unavailable as exc:
+                if self.close_code is not None and not is_reconnectable(self.close_code):
+                    self._set_state(ConnectionState.CLOSED)
+                    self._connected.set()
+                    return
+                logger.info("streaming_app client: reconnect attempt %d failed: %s", attempt + 1, exc)
+                attempt += 1
+                continue
+            self._set_state(ConnectionState.OPEN)
+            return
 
     # -- calls ------------------------------------------------------------------------
 
@@ -134,7 +237,9 @@ class StreamClient:
         return await self._start(ClientCall, method, args, kwargs, timeout, self.window if window is ... else window)
 
     async def _start(self, cls: type[ClientCall], method: str, args: dict[str, Any] | None, kwargs: dict[str, Any], timeout: float | None, window: int | None) -> Any:
-        if self._ws is None or self._reader is None or self._reader.done():
+        if self.state in (ConnectionState.RECONNECTING, ConnectionState.CONNECTING):
+            await self._connected.wait()  # set once open again, or given up
+        if self.state is not ConnectionState.OPEN or self._reader is None or self._reader.done():
             raise Unavailable("The client is not connected.")
         arguments = {**(args or {}), **kwargs}
         self._last_id += 1
@@ -180,12 +285,19 @@ class StreamClient:
         except websockets.ConnectionClosed:
             pass
         finally:
-            rcvd = getattr(self._ws, "close_code", None)
-            self.close_code = rcvd
-            error = Unavailable(f"The connection was closed (code {rcvd}).", {"close_code": rcvd})
+            self._connected.clear()
+            code = self._ws.close_code
+            self.close_code = code
+            error = Unavailable(f"The connection was closed (code {code}).", {"close_code": code})
             for call in list(self._calls.values()):
                 call.fail(error)
             self._calls.clear()
+            if not self._closing and self.reconnect and is_reconnectable(code):
+                self._set_state(ConnectionState.RECONNECTING)
+                self._reconnector = asyncio.get_running_loop().create_task(self._reconnect())
+            elif not self._closing:
+                self._set_state(ConnectionState.CLOSED)
+                self._connected.set()
 
 
 class _PendingStream:
