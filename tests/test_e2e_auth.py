@@ -211,3 +211,29 @@ async def test_ticket_endpoint_without_csrf_token_is_403(daphne_server, session_
 async def test_ticket_endpoint_only_accepts_post(daphne_server, session_id):
     response = await fetch(daphne_server, "GET", TICKET_PATH, {"Cookie": f"sessionid={session_id}"})
     assert response.status == 405
+
+
+# -- the Python client's authentication options -------------------------------------------------
+
+
+async def test_python_client_authenticates_with_the_session_cookie(daphne_server, session_id):
+    from streaming_app.client import StreamClient
+
+    origin = {"Origin": daphne_server.http_url}
+    async with StreamClient(daphne_server.ws_url, session=session_id, headers=origin) as client:
+        assert (await client.call("interop.whoami"))["username"] == "carol"
+
+
+async def test_python_client_asks_a_ticket_factory_for_each_connection(daphne_server, session_id):
+    from streaming_app.client import StreamClient
+
+    issued = []
+
+    async def fresh_ticket() -> str:
+        issued.append((await post_ticket(daphne_server, session=session_id)).json()["ticket"])
+        return issued[-1]
+
+    for _ in range(2):  # a second connection needs a second ticket: they are single-use
+        async with StreamClient(daphne_server.ws_url, ticket=fresh_ticket) as client:
+            assert (await client.call("interop.whoami"))["username"] == "carol"
+    assert len(set(issued)) == 2

@@ -10,6 +10,7 @@ import asyncio
 import enum
 import logging
 import random
+from urllib.parse import urlencode
 from typing import Any, AsyncIterator, Callable
 
 import websockets
@@ -56,6 +57,9 @@ class StreamClient:
     calls that were open fail with ``Unavailable``, and new calls wait for
     the new connection. ``state`` tells where it is; ``on_state_change`` and
     ``state_changes()`` report every change.
+
+    ``ticket`` may be a callable (sync or async) returning a fresh ticket:
+    tickets are single-use, so a fixed one cannot serve a reconnection.
     """
 
     def __init__(
@@ -63,7 +67,7 @@ class StreamClient:
         url: str,
         *,
         token: str | None = None,
-        ticket: str | None = None,
+        ticket: str | Callable[[], Any] | None = None,
         session: str | None = None,
         headers: dict[str, str] | None = None,
         window: int | None = 64,
@@ -73,8 +77,7 @@ class StreamClient:
         reconnect_max: float = 10.0,
     ) -> None:
         self.url = url
-        if ticket:
-            self.url += ("&" if "?" in url else "?") + f"ticket={ticket}"
+        self.ticket = ticket
         self.headers = dict(headers or {})
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
@@ -149,10 +152,22 @@ class StreamClient:
         self._set_state(ConnectionState.OPEN)
         return hello
 
+    async def _connect_url(self) -> str:
+        """The URL of the next connection: a ticket is single-use, so a callable is asked anew."""
+        ticket = self.ticket
+        if callable(ticket):
+            ticket = ticket()
+            if asyncio.iscoroutine(ticket):
+                ticket = await ticket
+        if not ticket:
+            return self.url
+        return self.url + ("&" if "?" in self.url else "?") + urlencode({"ticket": ticket})
+
     async def _open(self) -> HelloFrame:
+        url = await self._connect_url()
         try:
             self._ws = await websockets.connect(
-                self.url,
+                url,
                 subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
                 additional_headers=self.headers,
                 open_timeout=self.open_timeout,
