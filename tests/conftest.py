@@ -75,16 +75,27 @@ class Server:
 
 
 def start_server(
-    tmp_dir: Path, *, server: str = "daphne", env: dict[str, str] | None = None, port: int | None = None
+    tmp_dir: Path,
+    *,
+    server: str = "daphne",
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    app: str = "project.asgi:application",
 ) -> Server:
+    """Start a server of the example project (or of ``app``, a module under tests/)."""
     port = port or free_port()
     log = tmp_dir / f"{server}-{port}.log"
     if server == "daphne":
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"]
+        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
     else:
         command = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
-                   "--log-level", "warning", "project.asgi:application"]
-    environment = {**os.environ, "DATABASE_URL": database_url_for_tests(), **(env or {})}
+                   "--log-level", "warning", app]
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_tests(),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")])),
+        **(env or {}),
+    }
     environment.setdefault("PYTHONUNBUFFERED", "1")
     with open(log, "wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)

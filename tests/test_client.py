@@ -218,3 +218,27 @@ async def test_a_closed_client_refuses_new_calls(daphne_server):
     await client.close()
     with pytest.raises(Unavailable):
         await client.call("interop.empty")
+
+
+@pytest.fixture
+def probe_server(tmp_path):
+    from conftest import start_server
+
+    server = start_server(tmp_path, app="flowprobe_asgi:application")
+    yield server
+    server.stop()
+
+
+async def test_a_slow_consumer_never_has_more_than_its_window_in_flight(probe_server):
+    """Measured on the server: items its generator produced minus items the caller consumed."""
+    async with StreamClient(probe_server.ws_url, window=8) as client:
+        consumed = 0
+        in_flight = []
+        async for _ in client.stream("flowprobe.items", key="slow", n=60):
+            consumed += 1
+            await asyncio.sleep(0.01)  # a slow consumer: the server could run far ahead
+            produced = (await client.call("flowprobe.produced", key="slow"))["produced"]
+            in_flight.append(produced - consumed)
+        assert consumed == 60
+        assert max(in_flight) <= 8
+        assert max(in_flight) >= 4  # the window is used, not just respected
