@@ -7,7 +7,10 @@ One WebSocket connection, one server stream of ``--items`` items of about
   credit window W; the client grants ``W//2`` more each time it has received
   ``W//2`` items;
 * (b) ``raw``: a minimal ``AsyncConsumer`` on ``/raw/`` sending the same
-  ``next`` frames and an ``end`` frame in a loop, with no flow control.
+  ``next`` frames and an ``end`` frame in a loop, with no flow control;
+* (c) ``python client``: (a) received through ``streaming_app.client``
+  (``async for item in client.stream(...)`` with ``window=W``) instead of the
+  plain ``websockets`` receiver: the cost of our client beside a bare one.
 
 Both run under the same server process, daphne and then uvicorn, each started
 here as a subprocess on a free loopback port and stopped by PID afterwards.
@@ -143,7 +146,7 @@ class Run:
 @dataclass
 class Case:
     server: str
-    variant: str  # "a" or "b"
+    variant: str  # "a", "b" or "c"
     window: int | None
     runs: list[Run] = field(default_factory=list)
 
@@ -151,6 +154,8 @@ class Case:
     def label(self) -> str:
         if self.variant == "b":
             return "b raw consumer" + (f" yield/{RAW_YIELD_EVERY}" if RAW_YIELD_EVERY else "")
+        if self.variant == "c":
+            return f"c python client W={self.window if self.window else 'none'}"
         return f"a streaming_app W={self.window if self.window else 'none'}"
 
     def median(self, attr: str) -> float:
@@ -164,6 +169,8 @@ async def receive_stream(
     url: str, variant: str, n: int, size: int, window: int | None, raw_yield_every: int = 0
 ) -> tuple[float, float, int]:
     """Run one call; return (seconds from call to end, seconds to first item, items received)."""
+    if variant == "c":
+        return await receive_with_python_client(url, n, size, window)
     streaming = variant == "a"
     async with connect(
         url,
@@ -218,6 +225,21 @@ async def receive_stream(
         return t_end - t0, first - t0, count
 
 
+async def receive_with_python_client(url: str, n: int, size: int, window: int | None) -> tuple[float, float, int]:
+    from streaming_app.client import StreamClient
+
+    async with StreamClient(url, window=window) as client:
+        count = 0
+        first = None
+        t0 = time.perf_counter()
+        async for _ in client.stream("bench.items", n=n, size=size):
+            count += 1
+            if first is None:
+                first = time.perf_counter()
+        t_end = time.perf_counter()
+    return t_end - t0, (first or t_end) - t0, count
+
+
 def run_client(coro):
     if CLIENT_LOOP == "uvloop":
         import uvloop
@@ -229,7 +251,7 @@ def run_client(coro):
 def measure(
     server: Server, variant: str, n: int, size: int, window: int | None, timeout: float, raw_yield_every: int = 0
 ) -> Run:
-    path = "/ws/" if variant == "a" else "/raw/"
+    path = "/raw/" if variant == "b" else "/ws/"
     url = f"ws://127.0.0.1:{server.port}{path}"
     cpu0, proc0, wall0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
     elapsed, first, count = run_client(
@@ -312,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             server.wait_ready()
             b = Case(name, "b", None)
-            a_cases = [Case(name, "a", w) for w in args.window]
+            a_cases = [Case(name, "a", w) for w in args.window] + [Case(name, "c", w) for w in args.window]
             # warm up both paths (imports, first-call caches) before timing
             for case in [b, *a_cases]:
                 if args.warmup:
@@ -346,6 +368,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for name in servers:
         b = next(c for c in cases if c.server == name and c.variant == "b")
+        for c in (c for c in cases if c.server == name and c.variant == "c"):
+            a = next(x for x in cases if x.server == name and x.variant == "a" and x.window == c.window)
+            print(
+                f"{name:<8} c/a python client vs plain receiver, W={c.window or 'none'}: "
+                f"items/s median {c.median('items_per_s') / a.median('items_per_s'):.2f}"
+            )
         for a in (c for c in cases if c.server == name and c.variant == "a"):
             ratio = a.median("items_per_s") / b.median("items_per_s")
             best = a.best("items_per_s") / b.best("items_per_s")
