@@ -11,7 +11,7 @@ import asyncio
 from collections import deque
 from typing import Any, Awaitable, Callable
 
-from .protocol.session import Call
+from .protocol.session import Call, Credit
 
 _END = object()
 
@@ -21,7 +21,7 @@ class CreditGate:
 
     __slots__ = ("call", "_event")
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Credit) -> None:
         self.call = call
         self._event = asyncio.Event()
 

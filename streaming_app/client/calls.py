@@ -15,30 +15,10 @@ from ..exceptions import StreamError
 from ..flow import CreditGate
 from ..protocol import frames as wire
 from ..protocol.frames import EndFrame, ErrorFrame, NextFrame, ReadyFrame
+from ..protocol.session import Credit
 
 if TYPE_CHECKING:
     from .client import StreamClient
-
-
-class _Credit:
-    """A counter of items one side may still send (None: unbounded)."""
-
-    __slots__ = ("credit",)
-
-    def __init__(self, credit: int | None) -> None:
-        self.credit = credit
-
-    def take_credit(self) -> bool:
-        if self.credit is None:
-            return True
-        if self.credit > 0:
-            self.credit -= 1
-            return True
-        return False
-
-    def add_credit(self, n: int) -> None:
-        if self.credit is not None:
-            self.credit += n
 
 
 class ClientCall:
@@ -55,7 +35,7 @@ class ClientCall:
         self._result: Any = None
         self._error: StreamError | None = None
         self._consumed = 0
-        self._outbound = CreditGate(_Credit(client.client_window))  # type: ignore[arg-type]
+        self._outbound = CreditGate(Credit(client.client_window))
         self._half_closed = False
 
     # -- fed by the client's reader ----------------------------------------------

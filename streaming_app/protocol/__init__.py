@@ -31,7 +31,7 @@ from .frames import (
     parse_client_frame,
     parse_server_frame,
 )
-from .session import Call, CallKind, CallState, ServerSession, WindowExceeded
+from .session import Call, CallKind, CallState, Credit, ServerSession, WindowExceeded
 
 __all__ = [
     "ERROR_CODES",
@@ -46,6 +46,7 @@ __all__ = [
     "CancelFrame",
     "ClientFrame",
     "CloseCode",
+    "Credit",
     "CreditFrame",
     "EndFrame",
     "ErrorCode",

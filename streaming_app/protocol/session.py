@@ -48,24 +48,17 @@ class WindowExceeded(Exception):
     """The client sent more items than the server had let it."""
 
 
-class Call:
-    """Credit in both directions and the half-close state of one call."""
+class Credit:
+    """How many items one side may still send; None means unbounded.
 
-    __slots__ = ("id", "method", "kind", "state", "credit", "inbound_allowed", "_window", "_consumed")
+    The counting rule of both directions, shared by the server's calls and
+    the client's.
+    """
 
-    def __init__(
-        self, id: int, method: str, kind: CallKind, credit: int | None, client_window: int
-    ) -> None:
-        self.id = id
-        self.method = method
-        self.kind = kind
-        self.state = CallState.OPEN if kind.client_streams else CallState.HALF_CLOSED
-        self.credit = credit  # items the server may still send; None = unbounded
-        self.inbound_allowed = client_window if kind.client_streams else 0
-        self._window = max(client_window, 1)
-        self._consumed = 0
+    __slots__ = ("credit",)
 
-    # outbound: server -> client items
+    def __init__(self, credit: int | None) -> None:
+        self.credit = credit
 
     def take_credit(self) -> bool:
         """Use one unit of credit for an item about to be sent; False when there is none."""
@@ -79,6 +72,24 @@ class Call:
     def add_credit(self, n: int) -> None:
         if self.credit is not None:
             self.credit += n
+
+
+class Call(Credit):
+    """Credit in both directions and the half-close state of one call."""
+
+    __slots__ = ("id", "method", "kind", "state", "inbound_allowed", "_window", "_consumed")
+
+    def __init__(
+        self, id: int, method: str, kind: CallKind, credit: int | None, client_window: int
+    ) -> None:
+        self.id = id
+        self.method = method
+        self.kind = kind
+        self.state = CallState.OPEN if kind.client_streams else CallState.HALF_CLOSED
+        super().__init__(credit)  # items the server may still send; None = unbounded
+        self.inbound_allowed = client_window if kind.client_streams else 0
+        self._window = max(client_window, 1)
+        self._consumed = 0
 
     # inbound: client -> server items
 
