@@ -242,3 +242,50 @@ async def test_a_slow_consumer_never_has_more_than_its_window_in_flight(probe_se
         assert consumed == 60
         assert max(in_flight) <= 8
         assert max(in_flight) >= 4  # the window is used, not just respected
+
+
+ALL_CODES = [
+    "cancelled", "unknown", "invalid_argument", "deadline_exceeded", "not_found", "already_exists",
+    "permission_denied", "resource_exhausted", "failed_precondition", "aborted", "out_of_range",
+    "unimplemented", "internal", "unavailable", "data_loss", "unauthenticated",
+]
+
+
+@pytest.mark.parametrize("code", ALL_CODES)
+async def test_each_error_code_raises_its_own_exception_class(daphne_server, code):
+    from streaming_app.exceptions import ERROR_CLASSES
+
+    async with StreamClient(daphne_server.ws_url) as client:
+        with pytest.raises(ERROR_CLASSES[code]) as raised:
+            await client.call("interop.fail", code=code, message=f"m-{code}")
+    assert raised.value.code == code and raised.value.message == f"m-{code}"
+
+
+async def test_every_remaining_interop_method_through_the_client(daphne_server):
+    from streaming_app.client import NotFound, Unauthenticated as NotLoggedIn
+
+    async with StreamClient(daphne_server.ws_url) as client:
+        assert await client.call("interop.empty") == {}
+        with pytest.raises(NotLoggedIn):
+            await client.call("interop.whoami")
+        with pytest.raises(NotLoggedIn):
+            await client.call("interop.staff_only")
+        assert await client.call("interop.big", size=1000) == {"data": "x" * 1000}
+        stream = client.stream("interop.fail_after", n=2, code="not_found")
+        received = []
+        with pytest.raises(NotFound):
+            async for item in stream:
+                received.append(item)
+        assert received == [{"i": 0}, {"i": 1}]
+        assert [i["i"] async for i in client.stream("interop.count", n=3, start=5)] == [5, 6, 7]
+
+
+@pytest.fixture
+def staff_token(make_token):
+    return make_token("boss", is_staff=True)
+
+
+async def test_staff_token_passes_staff_only(daphne_server, staff_token):
+    async with StreamClient(daphne_server.ws_url, token=staff_token) as client:
+        assert await client.call("interop.staff_only") == {"ok": True}
+        assert await client.call("interop.whoami") == {"username": "boss", "is_staff": True}
