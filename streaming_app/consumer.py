@@ -89,15 +89,11 @@ class ActiveCall:
     # -- Outlet -------------------------------------------------------------
 
     async def wait(self) -> None:
-        call = self.call
-        if call.credit is None or call.take_credit():
-            return
         await self.gate.acquire()
 
     async def send(self, item: Any) -> None:
-        await self.consumer.send_text(
-            wire.encode_next(self.call.id, item, default=json_default), limit_call=self
-        )
+        consumer = self.consumer
+        await consumer.send_text(consumer.checked_size(wire.encode_next(self.call.id, item, default=json_default), "An item"))
         # daphne's send never suspends, so a stream with ample credit would hold
         # the event loop (and every other connection) until it ended; let the
         # loop run now and then, which also gets the first items on the wire.
@@ -134,7 +130,7 @@ class ActiveCall:
             try:
                 view, kwargs = await prepare(self.method, ctx, self.args)
                 result = await invoke(self.method, view, ctx, kwargs, self, self.inbox)
-                frame = wire.encode_end(call.id, result, default=json_default)
+                frame = consumer.checked_size(wire.encode_end(call.id, result, default=json_default), "The result")
             except asyncio.CancelledError:
                 if self.stop_reason != DEADLINE:
                     return
@@ -142,13 +138,8 @@ class ActiveCall:
             except Exception as exc:
                 error = as_stream_error(exc, ctx)
             else:
-                if len(frame) > consumer.max_frame // 4 and len(frame.encode()) > consumer.max_frame:
-                    error = exceptions.ResourceExhausted(
-                        "The result is larger than the frame limit.", {"max_frame": consumer.max_frame}
-                    )
-                else:
-                    await consumer.finish(self, frame)
-                    return
+                await consumer.finish(self, frame)
+                return
             await consumer.finish(self, wire.encode_error(call.id, error.code, error.message, error.details, json_default))
         except Exception:
             logger.exception("streaming_app could not end call %s#%s", self.method.name, call.id)
@@ -255,9 +246,7 @@ class StreamConsumer(AsyncConsumer):
             return
         text = message.get("text")
         data = text if text is not None else message.get("bytes") or b""
-        if len(data) > self.max_frame // 4 and (
-            len(data.encode()) if isinstance(data, str) else len(data)
-        ) > self.max_frame:
+        if wire.exceeds(data, self.max_frame):
             await self.close(CloseCode.FRAME_TOO_LARGE)
             return
         self._last_seen = time.monotonic()
@@ -356,13 +345,17 @@ class StreamConsumer(AsyncConsumer):
 
     # -- sending ------------------------------------------------------------------------
 
-    async def send_text(self, text: str, limit_call: ActiveCall | None = None) -> None:
+    def checked_size(self, text: str, what: str) -> str:
+        """A call's frame, or ``resource_exhausted`` for the call if it is over the frame limit."""
+        if wire.exceeds(text, self.max_frame):
+            raise exceptions.ResourceExhausted(
+                f"{what} is larger than the frame limit.", {"max_frame": self.max_frame}
+            )
+        return text
+
+    async def send_text(self, text: str) -> None:
         if self.closed:
             return
-        if limit_call is not None and len(text) > self.max_frame // 4 and len(text.encode()) > self.max_frame:
-            raise exceptions.ResourceExhausted(
-                "An item is larger than the frame limit.", {"max_frame": self.max_frame}
-            )
         await self.base_send({"type": "websocket.send", "text": text})
 
     async def send_error(self, call_id: int | None, error: exceptions.StreamError) -> None:

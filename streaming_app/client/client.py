@@ -7,6 +7,7 @@ Needs neither Django nor settings: it uses only the I/O-free protocol core,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import random
@@ -331,16 +332,11 @@ class _PendingStream:
 
     async def __aiter__(self) -> Any:
         stream = await self._started()
-        try:
-            while True:
-                try:
-                    item = await stream._next()
-                except StopAsyncIteration:
-                    return
+        # aclosing: leaving this loop early closes the stream's own iterator,
+        # which cancels the call on the server.
+        async with contextlib.aclosing(stream.__aiter__()) as items:
+            async for item in items:
                 yield item
-        finally:
-            if not stream.done:  # left early: break, an exception, aclose()
-                await stream.cancel()
 
     @property
     def result(self) -> Any:

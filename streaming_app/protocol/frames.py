@@ -10,6 +10,7 @@ dumped once, without intermediate objects.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
@@ -155,27 +156,34 @@ def _load_object(text: str | bytes) -> dict[str, Any]:
 # -- parsing client frames (server side) --------------------------------------
 
 
+def _call_error(id: int, message: str) -> FrameError:
+    """A malformed call frame whose id is valid: the rejected call uses that id all the same."""
+    exc = FrameError(message, id)
+    exc.call_id = id
+    return exc
+
+
 def _parse_call(obj: dict[str, Any]) -> CallFrame:
     id = _frame_id(obj, "call")
     method = obj.get("m")
     if not isinstance(method, str) or not method:
-        raise FrameError("'call' frame needs a method name string 'm'", id)
+        raise _call_error(id, "'call' frame needs a method name string 'm'")
     args = obj.get("a")
     if args is None:
         args = {}
     elif type(args) is not dict:
-        raise FrameError("'call' frame 'a' must be an object", id)
+        raise _call_error(id, "'call' frame 'a' must be an object")
     credit = obj.get("credit")
     if credit is not None and (not _is_int(credit) or credit < 0):
-        raise FrameError("'call' frame 'credit' must be a non-negative integer", id)
+        raise _call_error(id, "'call' frame 'credit' must be a non-negative integer")
     timeout = obj.get("timeout")
     if timeout is not None:
         if type(timeout) not in (int, float) or not timeout > 0 or timeout == float("inf"):
-            raise FrameError("'call' frame 'timeout' must be a positive number of seconds", id)
+            raise _call_error(id, "'call' frame 'timeout' must be a positive number of seconds")
         timeout = float(timeout)
     resume = obj.get("resume")
     if resume is not None and not isinstance(resume, str):
-        raise FrameError("'call' frame 'resume' must be an event id string", id)
+        raise _call_error(id, "'call' frame 'resume' must be an event id string")
     return CallFrame(id, method, args, credit, timeout, resume)
 
 
@@ -219,12 +227,7 @@ def parse_client_frame(text: str | bytes) -> ClientFrame:
     parser = _CLIENT_PARSERS.get(obj["t"])
     if parser is None:
         raise FrameError(f"unknown frame type {obj['t']!r}", _optional_id(obj))
-    try:
-        return parser(obj)
-    except FrameError as exc:
-        if obj["t"] == "call" and exc.id is not None:
-            exc.call_id = exc.id  # _parse_call names the id only once it is valid
-        raise
+    return parser(obj)
 
 
 def _optional_id(obj: dict[str, Any]) -> int | None:
@@ -306,29 +309,24 @@ def parse_server_frame(text: str | bytes) -> ServerFrame:
 # -- encoding -------------------------------------------------------------------
 
 
-# One encoder per ``default`` hook: ``json.dumps`` with any non-default option
-# builds a new JSONEncoder on every call, a third of the cost of a small frame.
-# An encoder keeps no state between ``encode`` calls, so sharing one is safe.
-_encoders: dict[Any, json.JSONEncoder] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _encoder(default: JSONDefault | None) -> json.JSONEncoder:
-    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=default)
-    try:
-        if len(_encoders) < 64:
-            _encoders[default] = encoder
-    except TypeError:  # an unhashable hook is simply not cached
-        pass
-    return encoder
+    # json.dumps with any non-default option builds a new JSONEncoder per call,
+    # a third of the cost of a small frame; an encoder keeps no state between
+    # encode() calls, so one per hook is shared.
+    return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=default)
 
 
 def dumps(obj: Any, default: JSONDefault | None = None) -> str:
     """Compact JSON, UTF-8 as is, and no NaN or Infinity (JSON has neither)."""
-    try:
-        encoder = _encoders[default]
-    except (KeyError, TypeError):
-        encoder = _encoder(default)
-    return encoder.encode(obj)
+    return _encoder(default).encode(obj)
+
+
+def exceeds(data: str | bytes, max_bytes: int) -> bool:
+    """Whether a frame is over ``max_bytes`` of UTF-8, encoding only when it may be."""
+    if len(data) * 4 <= max_bytes or isinstance(data, bytes):
+        return len(data) > max_bytes
+    return len(data.encode()) > max_bytes
 
 
 def encode_hello(conn: str, heartbeat: float, limits: dict[str, int], version: int = 1) -> str:
