@@ -22,6 +22,10 @@ _EXPORTS = {
     "registry": "streaming_app.registry",
     "CallContext": "streaming_app.context",
     "StreamError": "streaming_app.exceptions",
+    "Event": "streaming_app.events",
+    "publish": "streaming_app.topics",
+    "apublish": "streaming_app.topics",
+    "subscribe": "streaming_app.topics",
 }
 
 __all__ = sorted(_EXPORTS)

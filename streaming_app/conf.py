@@ -49,6 +49,14 @@ DEFAULTS: dict[str, Any] = {
     # How often at most (seconds) a process returns stale database
     # connections after calls end (see streaming_app.db).
     "DB_CONNECTION_CHECK_INTERVAL": 1.0,
+    # Broadcast topics. BROKER is a URL (redis://, rediss://, unix://, or
+    # memory:// for one process); None follows CHANNEL_LAYERS["default"].
+    "BROKER": None,
+    # Prefix of the broker's Redis keys and channel, for projects sharing a Redis.
+    "TOPIC_PREFIX": "streaming_app",
+    # Events a subscription holds for a slow reader before it is cut off with
+    # resource_exhausted (and the event id to resume from).
+    "SUBSCRIPTION_BUFFER": 1000,
 }
 
 IMPORT_STRINGS = ("DEFAULT_AUTHENTICATION_CLASSES", "DEFAULT_PERMISSION_CLASSES")
@@ -61,6 +69,7 @@ POSITIVE_NUMBERS = (
     "CLIENT_WINDOW",
     "MAX_BAD_FRAMES",
     "TICKET_MAX_AGE",
+    "SUBSCRIPTION_BUFFER",
 )
 
 

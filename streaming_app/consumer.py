@@ -27,6 +27,7 @@ from .conf import streaming_settings
 from .context import CallContext
 from .db import reaper
 from .encoding import json_default
+from .events import Event
 from .flow import CreditGate, Inbox
 from .handshake import authenticate, build_request, origin_allowed
 from .invocation import as_stream_error, invoke, prepare
@@ -82,6 +83,7 @@ class ActiveCall:
                 functools.partial(convert_item, convert) if convert else None,
             )
         self.stop_reason: str | None = None
+        self.stop_error: exceptions.StreamError | None = None
         self._sent = 0
         self.task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -93,7 +95,11 @@ class ActiveCall:
 
     async def send(self, item: Any) -> None:
         consumer = self.consumer
-        await consumer.send_text(consumer.checked_size(wire.encode_next(self.call.id, item, default=json_default), "An item"))
+        if type(item) is Event:
+            text = wire.encode_next_json(self.call.id, item.encode(json_default), item.eid)
+        else:
+            text = wire.encode_next(self.call.id, item, default=json_default)
+        await consumer.send_text(consumer.checked_size(text, "An item"))
         # daphne's send never suspends, so a stream with ample credit would hold
         # the event loop (and every other connection) until it ended; let the
         # loop run now and then, which also gets the first items on the wire.
@@ -111,16 +117,21 @@ class ActiveCall:
         loop = asyncio.get_running_loop()
         if timeout is not None:
             self.ctx.deadline = time.monotonic() + timeout
-            self._timer = loop.call_later(timeout, self.stop, DEADLINE)
+            self._timer = loop.call_later(timeout, self.stop, DEADLINE, exceptions.DeadlineExceeded())
+        self.ctx._abort_hook = functools.partial(self.stop, FAILED)
         self.task = loop.create_task(self.run(), name=f"streaming_app call {self.method.name}#{self.call.id}")
 
-    def stop(self, reason: str) -> None:
-        """Interrupt the handler; its ``finally`` blocks run as the task unwinds."""
+    def stop(self, reason: str, error: exceptions.StreamError | None = None) -> None:
+        """Interrupt the handler; its ``finally`` blocks run as the task unwinds.
+
+        The call then ends with ``error``, or silently without one.
+        """
         if self.stop_reason is not None or self.task is None or self.task.done():
             return
         self.stop_reason = reason
+        self.stop_error = error
         self.ctx.mark_cancelled()
-        if reason != DEADLINE:
+        if error is None:
             self.call.close()  # nothing more is sent for it
         self.task.cancel()
 
@@ -132,9 +143,9 @@ class ActiveCall:
                 result = await invoke(self.method, view, ctx, kwargs, self, self.inbox)
                 frame = consumer.checked_size(wire.encode_end(call.id, result, default=json_default), "The result")
             except asyncio.CancelledError:
-                if self.stop_reason != DEADLINE:
+                if self.stop_error is None:
                     return
-                error: exceptions.StreamError = exceptions.DeadlineExceeded()
+                error: exceptions.StreamError = self.stop_error
             except Exception as exc:
                 error = as_stream_error(exc, ctx)
             else:
@@ -306,10 +317,7 @@ class StreamConsumer(AsyncConsumer):
         try:
             call.receive_item()
         except WindowExceeded as exc:
-            if active.stop_reason is None:  # else it is ending already, with its own error
-                active.stop(FAILED)
-                self.session.close(frame.id)  # later frames for it are ignored
-                await self.send_error(frame.id, exceptions.ResourceExhausted(str(exc)))
+            active.stop(FAILED, exceptions.ResourceExhausted(str(exc)))
             return
         active.inbox.put(frame.data)  # type: ignore[union-attr]
 

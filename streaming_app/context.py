@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from django.http import QueryDict
 
+from . import exceptions
 from .protocol.session import CallKind
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
+
+    from .hub import Subscription
+    from .views import StreamView
 
 
 class CallContext:
@@ -46,7 +50,10 @@ class CallContext:
         self.deadline = deadline
         self.resume = resume
         self.result: Any = None
+        self.view: StreamView | None = None  # set by the view serving the call
         self._cancelled = False
+        self._abort_hook: Callable[[exceptions.StreamError], None] | None = None
+        self._subscriptions: list[Subscription] = []
 
     @property
     def user(self) -> Any:
@@ -90,6 +97,39 @@ class CallContext:
 
     def mark_cancelled(self) -> None:
         self._cancelled = True
+
+    # -- topics --------------------------------------------------------------------
+
+    def subscribe(self, topic: str, *, buffer: int | None = None) -> Subscription:
+        """What is published on ``topic`` from now on, if the view allows this user to read it.
+
+        ``async for event in ctx.subscribe(topic): yield event`` relays a topic;
+        ``sub = await ctx.subscribe(topic)`` goes live at once (e.g. before
+        reading a snapshot). The view's ``check_topic_permissions`` decides who
+        may subscribe. A subscriber too slow for its buffer ends the call with
+        ``resource_exhausted`` at once, even while it waits for credit. The
+        subscription ends with the call.
+        """
+        from .db import call_sync_policy
+        from .topics import subscribe
+
+        subscription = subscribe(topic, buffer=buffer, on_error=self.abort)
+        view = self.view
+        if view is not None:
+            subscription.authorize = lambda: call_sync_policy(view.check_topic_permissions, topic)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    def abort(self, error: exceptions.StreamError) -> None:
+        """End the call with ``error`` now, wherever its handler is waiting."""
+        if self._abort_hook is not None:
+            self._abort_hook(error)
+
+    def release(self) -> None:
+        """Leave every topic the call subscribed to (the call is over)."""
+        subscriptions, self._subscriptions = self._subscriptions, []
+        for subscription in subscriptions:
+            subscription.close()
 
     def __repr__(self) -> str:
         return f"<CallContext {self.method} id={self.call_id} conn={self.connection_id}>"

@@ -98,6 +98,20 @@ async def invoke(
     incoming: AsyncIterator[Any] | None = None,
 ) -> Any:
     """Run the handler to completion; return the call's result (``end``'s ``d``)."""
+    try:
+        return await _run_handler(method, view, ctx, kwargs, outlet, incoming)
+    finally:
+        ctx.release()  # the topics it subscribed to
+
+
+async def _run_handler(
+    method: StreamMethod,
+    view: StreamView,
+    ctx: CallContext,
+    kwargs: dict[str, Any],
+    outlet: Outlet,
+    incoming: AsyncIterator[Any] | None,
+) -> Any:
     func = method.function
     kind = method.kind
     if kind is CallKind.UNARY:

@@ -35,6 +35,7 @@ class StreamView:
 
     def __init__(self, ctx: CallContext, method: StreamMethod) -> None:
         self.ctx = ctx
+        ctx.view = self
         self.request: Request = ctx.request
         self.stream_method = method
         self.action = method.attr  # as DRF viewsets name it, for permission classes
@@ -74,6 +75,20 @@ class StreamView:
         """Raise ``unauthenticated`` or ``permission_denied`` as DRF's APIView decides."""
         for permission in self.get_permissions():
             if not permission.has_permission(self.request, self):
+                self.permission_denied(
+                    message=getattr(permission, "message", None),
+                    code=getattr(permission, "code", None),
+                )
+
+    def check_topic_permissions(self, topic: str) -> None:
+        """May this request subscribe to ``topic``? Raise to refuse.
+
+        Asks each permission class that has ``has_topic_permission(request,
+        view, topic)``; override for rules of the view's own.
+        """
+        for permission in self.get_permissions():
+            check = getattr(permission, "has_topic_permission", None)
+            if check is not None and not check(self.request, self, topic):
                 self.permission_denied(
                     message=getattr(permission, "message", None),
                     code=getattr(permission, "code", None),

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 
-from streaming_app import StreamView, bidi_stream, client_stream, server_stream, unary
+from streaming_app import StreamView, apublish, bidi_stream, client_stream, server_stream, unary
 from streaming_app.exceptions import ERROR_CLASSES, InvalidArgument, StreamError
 
 from .models import Cleanup
@@ -114,3 +114,12 @@ class InteropStreams(StreamView):
         if not 0 <= size <= MAX_BIG:
             raise InvalidArgument(f"size must be between 0 and {MAX_BIG}.", {"errors": {"size": ["Out of range."]}})
         return {"data": "x" * size}
+
+    @unary
+    async def publish(self, ctx, topic: str, data: Any) -> dict:
+        return {"eid": await apublish(f"interop.{topic}", data)}
+
+    @server_stream
+    async def subscribe(self, ctx, topic: str):
+        async for event in ctx.subscribe(f"interop.{topic}"):
+            yield event

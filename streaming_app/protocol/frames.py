@@ -364,6 +364,17 @@ def encode_next(id: int | None, data: Any, eid: str | None = None, default: JSON
     return dumps(frame, default)
 
 
+def encode_next_json(id: int | None, data_json: str, eid: str | None = None) -> str:
+    """A ``next`` frame around an item that is JSON already.
+
+    A topic's event is encoded once, when it is published; each subscriber's
+    frame is then put together around that text instead of encoding it again.
+    ``eid`` is one the server made (``<epoch>:<offset>``), so it needs no escaping.
+    """
+    head = '{"t":"next","d":' if id is None else f'{{"t":"next","id":{id},"d":'
+    return head + data_json + ("}" if eid is None else f',"eid":"{eid}"}}')
+
+
 def encode_end(id: int | None, data: Any = None, default: JSONDefault | None = None) -> str:
     frame: dict[str, Any] = {"t": "end", "id": id}
     if id is None:

@@ -1,0 +1,194 @@
+"""The Redis broker: one PUBLISH per event, one subscribed connection per server process.
+
+Why not the channel layer's ``group_send``: it cannot number events. A topic's
+offsets must follow the order subscribers receive events in, or neither gaps
+nor resume points mean anything, and two publishers racing between an INCR and
+a ``group_send`` break that. Here one Lua script numbers the event and
+publishes it atomically, so every process sees each topic in offset order. It
+is also cheaper: one round trip per publish and one Redis message per server
+process, where channels_redis's core layer ships every member's channel name
+in each message (bench/fanout.py measures both).
+
+The Redis is the channel layer's (``CHANNEL_LAYERS["default"]``) unless
+``STREAMING["BROKER"]`` names another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import redis
+import redis.asyncio
+
+from ..exceptions import Unavailable
+from .base import Broker
+
+if TYPE_CHECKING:
+    from ..hub import Hub
+
+logger = logging.getLogger("streaming_app")
+
+# KEYS[1] topic state hash; ARGV: channel, topic, data, new epoch, state TTL.
+PUBLISH_SCRIPT = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+local eid = epoch .. ':' .. seq
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. '\\n' .. eid .. '\\n' .. ARGV[3])
+return eid
+"""
+
+# KEYS[1] topic state hash; ARGV: new epoch, state TTL. Returns {epoch, seq}.
+POSITION_SCRIPT = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return {epoch, redis.call('HGET', KEYS[1], 'seq') or '0'}
+"""
+
+STATE_TTL = 7 * 24 * 3600  # a topic idle this long starts a new epoch
+PING_INTERVAL = 15.0  # the subscribed connection is checked when this long silent
+MAX_BACKOFF = 5.0
+
+
+class RedisBroker(Broker):
+    """Events numbered and fanned out by Redis; see the module docstring."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.channel = f"{prefix}:events"
+        self._sync: Any = None
+        self._sync_lock = threading.Lock()
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._readers: dict[Hub, asyncio.Task[None]] = {}
+
+    def state_key(self, topic: str) -> str:
+        return f"{self.prefix}:topic:{topic}"
+
+    # -- publishing --------------------------------------------------------------
+
+    def publish(self, topic: str, data_json: str) -> str:
+        with self._sync_lock:
+            if self._sync is None:
+                client = redis.Redis.from_url(self.url, socket_timeout=10, socket_connect_timeout=5)
+                self._sync = (client, client.register_script(PUBLISH_SCRIPT))
+        _, script = self._sync
+        try:
+            eid = script(keys=[self.state_key(topic)], args=self._publish_args(topic, data_json))
+        except (redis.RedisError, OSError) as exc:
+            raise Unavailable(f"The broker (Redis) is unreachable: {exc}") from exc
+        return eid.decode()
+
+    async def apublish(self, topic: str, data_json: str) -> str:
+        _, script = self._client()
+        try:
+            eid = await script(keys=[self.state_key(topic)], args=self._publish_args(topic, data_json))
+        except (redis.RedisError, OSError) as exc:
+            raise Unavailable(f"The broker (Redis) is unreachable: {exc}") from exc
+        return eid.decode()
+
+    def _publish_args(self, topic: str, data_json: str) -> list[Any]:
+        return [self.channel, topic, data_json, secrets.token_hex(4), STATE_TTL]
+
+    async def position(self, topic: str) -> tuple[str, int]:
+        client, _ = self._client()
+        try:
+            epoch, seq = await client.eval(POSITION_SCRIPT, 1, self.state_key(topic), secrets.token_hex(4), STATE_TTL)
+        except (redis.RedisError, OSError) as exc:
+            raise Unavailable(f"The broker (Redis) is unreachable: {exc}") from exc
+        return epoch.decode(), int(seq)
+
+    def _client(self) -> tuple[Any, Any]:
+        """This event loop's client and publish script (redis.asyncio connections belong to one loop)."""
+        loop = asyncio.get_running_loop()
+        entry = self._clients.get(loop)
+        if entry is None:
+            # No read timeout: a quiet connection is not a dead one (channels_redis#422).
+            client = redis.asyncio.Redis.from_url(
+                self.url, socket_timeout=None, socket_connect_timeout=5, health_check_interval=30
+            )
+            entry = self._clients[loop] = (client, client.register_script(PUBLISH_SCRIPT))
+        return entry
+
+    # -- receiving ----------------------------------------------------------------
+
+    async def listen(self, hub: Hub) -> None:
+        live = asyncio.get_running_loop().create_future()
+        task = self._readers.get(hub)
+        if task is None or task.done():
+            self._readers[hub] = asyncio.get_running_loop().create_task(
+                self._read(hub, live), name="streaming_app broker reader"
+            )
+        await live
+
+    async def _read(self, hub: Hub, live: asyncio.Future[None]) -> None:
+        """Keep one connection subscribed to the events channel; reconnect with backoff."""
+        backoff = 0.1
+        reconnecting = False
+        while True:
+            client = redis.asyncio.Redis.from_url(self.url, socket_timeout=None, socket_connect_timeout=5)
+            pubsub = client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                awaiting_pong = False
+                while True:
+                    message = await pubsub.get_message(timeout=PING_INTERVAL)
+                    if message is None:
+                        if awaiting_pong:
+                            raise redis.ConnectionError("Redis did not answer a ping")
+                        await pubsub.ping()
+                        awaiting_pong = True
+                        continue
+                    awaiting_pong = False
+                    kind = message["type"]
+                    if kind == "message":
+                        self._dispatch(hub, message["data"])
+                    elif kind == "subscribe":
+                        backoff = 0.1
+                        if not live.done():
+                            live.set_result(None)
+                        if reconnecting:
+                            logger.info("streaming_app: broker connection to Redis restored")
+                            await hub.resync()
+                        reconnecting = True
+            except (redis.RedisError, OSError) as exc:
+                if not live.done():
+                    live.set_exception(Unavailable(f"The broker (Redis) is unreachable: {exc}"))
+                    return
+                logger.warning("streaming_app: lost the broker connection to Redis (%s); reconnecting", exc)
+            finally:
+                await pubsub.aclose()
+                await client.aclose()
+            await asyncio.sleep(random.uniform(0, backoff))
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    @staticmethod
+    def _dispatch(hub: Hub, payload: bytes) -> None:
+        topic, eid, data_json = payload.split(b"\n", 2)
+        name = topic.decode()
+        if name in hub.topics:
+            hub.deliver(name, eid.decode(), data_json.decode())
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        for hub, task in list(self._readers.items()):
+            if hub.loop is loop:
+                task.cancel()
+                del self._readers[hub]
+        entry = self._clients.pop(loop, None)
+        if entry is not None:
+            await entry[0].aclose()

@@ -1,0 +1,270 @@
+"""Broadcast topics in one process (the memory broker), through the consumer.
+
+Cross-process delivery over Redis is in test_e2e_topics.py; these tests pin
+down what a subscriber sees: order, event ids, bounded buffers, permissions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import override_settings
+from rest_framework.permissions import BasePermission
+
+from streaming_app import exceptions
+from streaming_app.brokers.memory import MemoryBroker
+from streaming_app.decorators import server_stream
+from streaming_app.events import Event
+from streaming_app.hub import Hub, get_hub
+from streaming_app.registry import registry
+from streaming_app.testing import StreamTestClient
+from streaming_app.topics import apublish, publish, subscribe
+from streaming_app.views import StreamView
+
+MEMORY = {"BROKER": "memory://", "SUBSCRIPTION_BUFFER": 5}
+
+
+class OnlyPublicTopics(BasePermission):
+    message = "Only public topics."
+
+    def has_permission(self, request, view) -> bool:
+        return True
+
+    def has_topic_permission(self, request, view, topic: str) -> bool:
+        return topic.startswith("public.")
+
+
+class TopicStreams(StreamView):
+    namespace = "topics"
+    permission_classes = [OnlyPublicTopics]
+
+    @server_stream
+    async def relay(self, ctx, topic: str):
+        async for event in ctx.subscribe(topic):
+            yield event
+
+    @server_stream
+    async def ready_then_relay(self, ctx, topic: str):
+        subscription = await ctx.subscribe(topic)
+        yield {"live": subscription.position}
+        async for event in subscription:
+            yield event
+
+
+@pytest.fixture(autouse=True)
+def memory_broker():
+    with override_settings(STREAMING=MEMORY):
+        registry.register(TopicStreams)
+        yield
+        registry.unregister("topics")
+
+
+async def started(client: StreamTestClient, topic: str, **options) -> int:
+    """Start a relay and wait until the subscriber is live (its first frame)."""
+    call_id = await client.start("topics.ready_then_relay", {"topic": topic}, **options)
+    frame = await client.receive()
+    assert frame["t"] == "next" and "live" in frame["d"]
+    return call_id
+
+
+async def test_subscriber_receives_published_events_in_order_with_event_ids():
+    async with StreamTestClient() as client:
+        call_id = await client.start("topics.relay", {"topic": "public.news"})
+        await until_subscribed("public.news")
+        eids = [await apublish("public.news", {"n": n}) for n in range(3)]
+        frames = [await client.receive() for _ in range(3)]
+    assert [frame["d"] for frame in frames] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert [frame["eid"] for frame in frames] == eids
+    assert all(frame["id"] == call_id for frame in frames)
+    epoch = eids[0].split(":")[0]
+    assert [eid.split(":") for eid in eids] == [[epoch, "1"], [epoch, "2"], [epoch, "3"]]
+
+
+async def test_events_published_before_subscribing_are_not_delivered():
+    await apublish("public.early", "before")
+    async with StreamTestClient() as client:
+        await started(client, "public.early")
+        await apublish("public.early", "after")
+        assert (await client.receive())["d"] == "after"
+
+
+async def test_position_is_the_event_id_after_which_delivery_starts():
+    first = await apublish("public.pos", 1)
+    async with StreamTestClient() as client:
+        await client.start("topics.ready_then_relay", {"topic": "public.pos"})
+        live = (await client.receive())["d"]["live"]
+    assert live == first
+
+
+async def test_every_subscriber_of_a_topic_gets_every_event():
+    async with StreamTestClient() as one, StreamTestClient() as two:
+        await started(one, "public.all")
+        await started(two, "public.all")
+        await apublish("public.all", "x")
+        assert (await one.receive())["d"] == (await two.receive())["d"] == "x"
+
+
+async def test_subscribers_of_other_topics_get_nothing():
+    async with StreamTestClient() as client:
+        await started(client, "public.a")
+        await apublish("public.b", "not for a")
+        assert await client.nothing_received(0.2)
+
+
+@override_settings(STREAMING={**MEMORY, "SUBSCRIPTION_BUFFER": 1000})
+async def test_sync_publish_from_threads_keeps_each_topic_in_offset_order():
+    async with StreamTestClient() as client:
+        await started(client, "public.threads")
+
+        def publish_many():
+            for n in range(50):
+                publish("public.threads", n)
+
+        threads = [threading.Thread(target=publish_many) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            await asyncio.to_thread(thread.join, 10)
+        frames = [await client.receive() for _ in range(200)]
+    offsets = [int(frame["eid"].split(":")[1]) for frame in frames]
+    assert offsets == sorted(offsets) and len(set(offsets)) == 200
+
+
+async def test_management_command_publishes_to_subscribers():
+    async with StreamTestClient() as client:
+        await started(client, "public.cmd")
+        await asyncio.to_thread(call_command, "streaming_publish", "public.cmd", '{"from": "cmd"}', stdout=None)
+        assert (await client.receive())["d"] == {"from": "cmd"}
+
+
+async def test_slow_subscriber_is_cut_off_with_resource_exhausted_and_resume_point():
+    async with StreamTestClient() as client:
+        call_id = await started(client, "public.slow", credit=3)  # one credit went to the first frame
+        sent = [await apublish("public.slow", n) for n in range(2)]
+        received = [await client.receive() for _ in range(2)]
+        for n in range(2, 10):  # its credit is used up: these wait in its buffer of 5
+            await apublish("public.slow", n)
+        error = await client.receive()
+    assert [frame["eid"] for frame in received] == sent
+    assert error["t"] == "error" and error["id"] == call_id and error["code"] == "resource_exhausted"
+    assert error["details"]["resume"] == sent[-1]  # the last event it was sent
+    assert "public.slow" not in get_hub().topics
+
+
+async def test_cut_off_happens_while_the_stream_waits_for_credit():
+    async with StreamTestClient() as client:
+        await started(client, "public.stalled", credit=1)
+        for n in range(6):  # buffer is 5
+            await apublish("public.stalled", n)
+        frame = await client.receive()
+    assert frame["t"] == "error" and frame["code"] == "resource_exhausted"
+
+
+async def test_topic_permission_refuses_a_subscription():
+    async with StreamTestClient(user=User(username="eve")) as client:
+        with pytest.raises(exceptions.PermissionDenied, match="Only public topics"):
+            await client.collect("topics.relay", {"topic": "private.payroll"})
+
+
+async def test_topic_permission_refusing_an_anonymous_user_is_unauthenticated():
+    async with StreamTestClient() as client:
+        with pytest.raises(exceptions.Unauthenticated):
+            await client.collect("topics.relay", {"topic": "private.payroll"})
+
+
+async def test_invalid_topic_name_is_invalid_argument():
+    async with StreamTestClient() as client:
+        with pytest.raises(exceptions.InvalidArgument, match="Invalid topic name"):
+            await client.collect("topics.relay", {"topic": "public.has space"})
+
+
+async def test_publishing_more_than_a_frame_holds_is_refused():
+    with pytest.raises(exceptions.InvalidArgument, match="too large"):
+        with override_settings(STREAMING={**MEMORY, "MAX_FRAME_BYTES": 500}):
+            await apublish("public.big", "x" * 1000)
+
+
+async def test_cancelled_call_leaves_the_topic():
+    async with StreamTestClient() as client:
+        call_id = await started(client, "public.leave")
+        assert "public.leave" in get_hub().topics
+        await client.send({"t": "cancel", "id": call_id})
+        for _ in range(50):
+            if "public.leave" not in get_hub().topics:
+                break
+            await asyncio.sleep(0.01)
+    assert "public.leave" not in get_hub().topics
+
+
+async def test_disconnect_leaves_every_topic():
+    async with StreamTestClient() as client:
+        await started(client, "public.gone")
+    assert "public.gone" not in get_hub().topics
+
+
+async def test_module_level_subscribe_works_outside_a_call():
+    async with subscribe("public.module") as subscription:
+        await apublish("public.module", {"k": 1})
+        event = await asyncio.wait_for(subscription.__anext__(), 2)
+    assert isinstance(event, Event) and event.data == {"k": 1} and event.topic == "public.module"
+
+
+async def test_event_json_is_made_once_for_all_subscribers():
+    one, two = subscribe("public.once"), subscribe("public.once")
+    await one
+    await two
+    await apublish("public.once", [1, 2])
+    first, second = await one.__anext__(), await two.__anext__()
+    assert first is second
+    one.close()
+    two.close()
+
+
+# -- the hub's bookkeeping, driven directly --------------------------------------------------
+
+
+async def test_gap_in_offsets_fails_subscribers_with_data_loss():
+    hub = Hub(MemoryBroker(), asyncio.get_running_loop())
+    subscription = subscribe("t.gap")
+    subscription._hub = hub
+    await hub.add(subscription)
+    epoch = hub.topics["t.gap"].epoch
+    hub.deliver("t.gap", f"{epoch}:1", "1")
+    hub.deliver("t.gap", f"{epoch}:4", "4")  # 2 and 3 never arrived
+    assert (await subscription.__anext__()).data == 1
+    with pytest.raises(exceptions.DataLoss, match="2 events") as raised:
+        await subscription.__anext__()
+    assert raised.value.details["resume"] == f"{epoch}:1"
+
+
+async def test_duplicate_event_is_dropped():
+    hub = Hub(MemoryBroker(), asyncio.get_running_loop())
+    subscription = subscribe("t.dup")
+    subscription._hub = hub
+    await hub.add(subscription)
+    epoch = hub.topics["t.dup"].epoch
+    for offset in (1, 1, 2):
+        hub.deliver("t.dup", f"{epoch}:{offset}", str(offset))
+    assert [(await subscription.__anext__()).data for _ in range(2)] == [1, 2]
+    assert subscription._queue == type(subscription._queue)()
+
+
+async def test_new_epoch_starting_at_one_is_not_a_gap():
+    hub = Hub(MemoryBroker(), asyncio.get_running_loop())
+    subscription = subscribe("t.epoch")
+    subscription._hub = hub
+    await hub.add(subscription)
+    hub.deliver("t.epoch", "fresh:1", '"after a reset"')
+    assert (await subscription.__anext__()).data == "after a reset"
+
+
+async def until_subscribed(topic: str) -> None:
+    for _ in range(100):
+        if get_hub().topics.get(topic) and get_hub().topics[topic].subscribers:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"nobody subscribed to {topic}")
