@@ -26,6 +26,8 @@ _EXPORTS = {
     "publish": "streaming_app.topics",
     "apublish": "streaming_app.topics",
     "subscribe": "streaming_app.topics",
+    "ModelStreamView": "streaming_app.generics",
+    "publish_changes": "streaming_app.changes",
 }
 
 __all__ = sorted(_EXPORTS)

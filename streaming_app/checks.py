@@ -87,3 +87,36 @@ def check_installed(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     return messages
+
+
+@register(Tags.compatibility)
+def check_broker(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from .brokers import REDIS_SCHEMES, broker_url
+
+    try:
+        url = broker_url()
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="streaming_app.E007")]
+    scheme = url.partition("://")[0]
+    if scheme != "memory" and scheme not in REDIS_SCHEMES:
+        return [
+            Error(
+                f"STREAMING['BROKER'] {url!r} is not a broker URL.",
+                hint="Use redis://host:6379/0 (or rediss://, unix://), or memory:// for one process.",
+                id="streaming_app.E007",
+            )
+        ]
+    if scheme == "memory" and not settings.DEBUG:
+        return [
+            Warning(
+                "Topics use the in-memory broker with DEBUG off: a publish reaches only the "
+                "subscribers of the process that made it, so with more than one server process "
+                "(or a publish from a management command or a task) subscribers miss events.",
+                hint="Use channels_redis in CHANNEL_LAYERS or set STREAMING['BROKER'] = 'redis://…'; "
+                "silence streaming_app.W005 if the deployment is truly one process.",
+                id="streaming_app.W005",
+            )
+        ]
+    return []

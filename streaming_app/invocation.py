@@ -44,8 +44,9 @@ async def prepare(method: StreamMethod, ctx: CallContext, args: dict[str, Any]) 
     if view.authentication_classes is not None:
         view.request = ctx.request = await _authenticate_for_view(view, ctx)
     await call_sync_policy(view.initial)
-    if view.get_serializer_class() is not None:
-        kwargs = await call_sync_policy(_validate_with_serializer, view, args)
+    serializer_class = view.get_arguments_serializer_class()
+    if serializer_class is not None:
+        kwargs = await call_sync_policy(_validate_with_serializer, view, serializer_class, args)
     else:
         kwargs = method.arguments.validate(args)
     return view, kwargs
@@ -73,8 +74,8 @@ async def _authenticate_for_view(view: StreamView, ctx: CallContext) -> Request:
     return request
 
 
-def _validate_with_serializer(view: StreamView, args: dict[str, Any]) -> dict[str, Any]:
-    serializer = view.get_serializer(data=args)
+def _validate_with_serializer(view: StreamView, serializer_class: type, args: dict[str, Any]) -> dict[str, Any]:
+    serializer = serializer_class(data=args, context=view.get_serializer_context())
     if not serializer.is_valid():
         raise invalid_arguments(_plain(serializer.errors))
     return dict(serializer.validated_data)

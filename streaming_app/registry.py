@@ -139,6 +139,7 @@ class StreamRegistry:
             raise ImproperlyConfigured(f"{where} declares no streaming methods.")
         self._views[namespace] = view_class
         self._methods.update(methods)
+        view_class.on_registered()
         return view_class
 
     def unregister(self, namespace: str) -> None:

@@ -59,6 +59,10 @@ class StreamView:
     def get_serializer_class(self) -> type | None:
         return self.stream_method.options.serializer_class or self.serializer_class
 
+    def get_arguments_serializer_class(self) -> type | None:
+        """The serializer that validates a call's arguments (None: type hints do)."""
+        return self.get_serializer_class()
+
     def get_serializer_context(self) -> dict[str, Any]:
         return {"request": self.request, "view": self, "ctx": self.ctx}
 
@@ -103,3 +107,7 @@ class StreamView:
     def initial(self) -> None:
         """Runs before the handler, after authentication; override to add checks."""
         self.check_permissions()
+
+    @classmethod
+    def on_registered(cls) -> None:
+        """Called once when a registry registers the view (at start-up, from ``ready()``)."""

@@ -268,3 +268,32 @@ async def until_subscribed(topic: str) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"nobody subscribed to {topic}")
+
+
+# -- system checks -----------------------------------------------------------------------------
+
+
+def test_memory_broker_in_a_deployment_is_warned_about():
+    from streaming_app.checks import check_broker
+
+    with override_settings(DEBUG=False, STREAMING={}, CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}):
+        assert [m.id for m in check_broker()] == ["streaming_app.W005"]
+    with override_settings(DEBUG=True, STREAMING={}, CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}):
+        assert check_broker() == []
+
+
+def test_redis_channel_layer_gives_a_redis_broker_without_warning():
+    from streaming_app.brokers import broker_url
+    from streaming_app.checks import check_broker
+
+    layers = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [("10.0.0.5", 6380)]}}}
+    with override_settings(DEBUG=False, STREAMING={}, CHANNEL_LAYERS=layers):
+        assert broker_url() == "redis://10.0.0.5:6380/0"
+        assert check_broker() == []
+
+
+def test_broker_url_that_is_not_one_is_an_error():
+    from streaming_app.checks import check_broker
+
+    with override_settings(STREAMING={"BROKER": "amqp://rabbit"}):
+        assert [m.id for m in check_broker()] == ["streaming_app.E007"]

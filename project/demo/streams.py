@@ -8,13 +8,14 @@ from typing import Any, AsyncIterator
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
+from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 
-from streaming_app import StreamView, apublish, bidi_stream, client_stream, server_stream, unary
-from streaming_app.exceptions import ERROR_CLASSES, InvalidArgument, StreamError
+from streaming_app import ModelStreamView, StreamView, apublish, bidi_stream, client_stream, server_stream, unary
+from streaming_app.exceptions import ERROR_CLASSES, InvalidArgument, NotFound, PermissionDenied, StreamError
 
-from .models import Cleanup
+from .models import Cleanup, Note
 
 MAX_BIG = 16 * 1024 * 1024
 
@@ -123,3 +124,56 @@ class InteropStreams(StreamView):
     async def subscribe(self, ctx, topic: str):
         async for event in ctx.subscribe(f"interop.{topic}"):
             yield event
+
+
+class NoteSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", default=None, read_only=True)
+
+    class Meta:
+        model = Note
+        fields = ["id", "text", "public", "owner", "updated"]
+
+
+class NoteStreams(ModelStreamView):
+    """The demo's live list: ``notes.watch`` sends a snapshot, then changes, per viewer."""
+
+    namespace = "notes"
+    queryset = Note.objects.select_related("owner")
+    serializer_class = NoteSerializer
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        user = self.request.user
+        if user.is_authenticated:
+            return queryset.filter(Q(public=True) | Q(owner=user))
+        return queryset.filter(public=True)
+
+    @unary
+    def add(self, ctx, text: str, public: bool = True) -> dict:
+        owner = ctx.user if ctx.user.is_authenticated else None
+        if not public and owner is None:
+            raise InvalidArgument("Sign in to add a private note.", {"errors": {"public": ["Anonymous notes are public."]}})
+        return NoteSerializer(Note.objects.create(text=text[:500], public=public, owner=owner)).data
+
+    @unary
+    def edit(self, ctx, id: int, text: str | None = None, public: bool | None = None) -> dict:
+        note = self._own(ctx, id)
+        if text is not None:
+            note.text = text[:500]
+        if public is not None:
+            note.public = public
+        note.save()
+        return NoteSerializer(note).data
+
+    @unary
+    def remove(self, ctx, id: int) -> dict:
+        self._own(ctx, id).delete()
+        return {"id": id}
+
+    def _own(self, ctx, id: int) -> Note:
+        note = Note.objects.filter(pk=id).first()
+        if note is None:
+            raise NotFound(f"No note {id}.")
+        if note.owner_id is not None and note.owner_id != ctx.user.pk:
+            raise PermissionDenied("Only its owner may change this note.")
+        return note
