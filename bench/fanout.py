@@ -1,0 +1,266 @@
+"""Broadcast fan-out: streaming_app topics against plain Channels groups, on Redis.
+
+``--subscribers`` WebSocket subscribers (default 1,000) split evenly across two
+daphne processes; a publisher in this process; the subscribers in two receiver
+subprocesses (so one Python process is not the limit). Two phases:
+
+1. fixed rate: ``--rate`` publishes/s (default 20) for ``--seconds`` (default 5);
+2. flat out: ``--burst`` publishes (default 200) as fast as the publisher goes.
+
+Reported per phase: deliveries/s (deliveries over the time from the first
+publish to the last delivery), p50/p99 publish-to-receive latency, and loss
+(expected deliveries that never came). Variants, one after the other:
+
+* ``streaming_app``: subscribers call ``interop.subscribe``; the publisher
+  calls ``RedisBroker.apublish`` (what ``streaming_app.apublish`` does);
+* ``plain core``: a Channels consumer joining a group per connection, and
+  ``group_send`` on channels_redis's ``RedisChannelLayer`` (what users write today);
+* ``plain pubsub``: the same consumer on ``RedisPubSubChannelLayer``.
+
+    .venv/bin/python bench/fanout.py
+    .venv/bin/python bench/fanout.py --subscribers 200 --variants streaming_app
+
+Needs Redis (REDIS_URL, default redis://127.0.0.1:6379/0). Only 127.0.0.1 is
+contacted; every phase is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from throughput import free_port, python_executable  # noqa: E402
+
+TOPIC = "fanout"
+SUBPROTOCOL = "streaming.v1.json"
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+# -- receiver subprocess ---------------------------------------------------------------------
+
+
+async def receive(urls: list[str], streaming: bool, out: str) -> None:
+    """Hold the connections, record each delivery's latency, stop when told on stdin."""
+    import websockets
+
+    latencies = {1: array.array("d"), 2: array.array("d")}
+    last_at = {1: 0.0, 2: 0.0}
+    live: set[int] = set()
+    conns = []
+
+    async def hold(index: int, url: str) -> None:
+        ws = await websockets.connect(url, subprotocols=[SUBPROTOCOL] if streaming else None, max_queue=None,
+                                      ping_interval=None, open_timeout=30)
+        conns.append(ws)
+        if streaming:
+            await ws.recv()  # hello
+            await ws.send(json.dumps({"t": "call", "id": 1, "m": "interop.subscribe", "a": {"topic": TOPIC}}))
+        async for text in ws:
+            now = time.time()
+            if streaming:
+                frame = json.loads(text)
+                if frame.get("t") != "next":
+                    continue
+                data = frame["d"]
+            else:
+                data = json.loads(text)
+            phase = data["ph"]
+            if phase == 0:
+                live.add(index)
+                continue
+            latencies[phase].append(now - data["ts"])
+            last_at[phase] = now
+
+    tasks = [asyncio.ensure_future(hold(i, url)) for i, url in enumerate(urls)]
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    reported = False
+    while True:
+        try:
+            line = (await asyncio.wait_for(reader.readline(), 0.2)).decode().strip()
+        except asyncio.TimeoutError:
+            line = ""
+        if not reported and len(live) == len(urls):
+            print("live", flush=True)
+            reported = True
+        if line == "stop" or reader.at_eof():
+            break
+    failed = sum(1 for task in tasks if task.done() and task.exception() is not None)
+    Path(out).write_text(json.dumps({
+        "latencies": {str(k): list(v) for k, v in latencies.items()},
+        "last_at": last_at, "failed_connections": failed,
+    }))
+    for task in tasks:
+        task.cancel()
+    for ws in conns:
+        await ws.close()
+
+
+# -- publisher ---------------------------------------------------------------------------------
+
+
+def payload(phase: int, seq: int) -> str:
+    return json.dumps({"ph": phase, "seq": seq, "ts": time.time()})
+
+
+async def make_publisher(variant: str, redis_url: str):
+    if variant == "streaming_app":
+        from streaming_app.brokers.redis import RedisBroker
+
+        broker = RedisBroker(redis_url, "streaming_app")
+        return lambda text: broker.apublish(f"interop.{TOPIC}", text), broker.close
+    if variant == "plain core":
+        from channels_redis.core import RedisChannelLayer as Layer
+    else:
+        from channels_redis.pubsub import RedisPubSubChannelLayer as Layer
+    layer = Layer(hosts=[redis_url])
+    return lambda text: layer.group_send(TOPIC, {"type": "bench.message", "text": text}), getattr(layer, "flush", None)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def run_variant(variant: str, args: argparse.Namespace, redis_url: str) -> dict:
+    env = {**os.environ, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "bench.fanout_settings",
+           "BENCH_LAYER": "pubsub" if variant == "plain pubsub" else "core", "PYTHONPATH": str(ROOT)}
+    tmp = Path(tempfile.mkdtemp(prefix="fanout-"))
+    ports = [free_port(), free_port()]
+    servers = [
+        subprocess.Popen([python_executable(), "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "bench.fanout_asgi:application"],
+                         cwd=ROOT, env=env, stdout=open(tmp / f"server{port}.log", "wb"), stderr=subprocess.STDOUT)
+        for port in ports
+    ]
+    receivers: list[subprocess.Popen] = []
+    try:
+        for server, port in zip(servers, ports):
+            wait_for_port(port, server)
+        path = "ws/" if variant == "streaming_app" else "group/"
+        urls = [f"ws://127.0.0.1:{ports[i % 2]}/{path}" for i in range(args.subscribers)]
+        halves = [urls[0::2], urls[1::2]]
+        for k, half in enumerate(halves):
+            receivers.append(subprocess.Popen(
+                [python_executable(), __file__, "--receiver", str(tmp / f"r{k}.json"),
+                 "--streaming" if variant == "streaming_app" else "--plain", *half],
+                cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            ))
+        publish, close = await make_publisher(variant, redis_url)
+        # Probes until every subscriber has one: all are live from then on.
+        pending = list(receivers)
+        deadline = time.monotonic() + 60
+        os.set_blocking(receivers[0].stdout.fileno(), False)
+        os.set_blocking(receivers[1].stdout.fileno(), False)
+        while pending and time.monotonic() < deadline:
+            await publish(payload(0, 0))
+            await asyncio.sleep(0.2)
+            pending = [r for r in pending if not (r.stdout.readline() or b"").startswith(b"live")]
+        if pending:
+            raise RuntimeError("subscribers did not go live within 60 s")
+        await asyncio.sleep(0.5)
+
+        starts = {}
+        starts[1] = time.time()
+        count1 = int(args.rate * args.seconds)
+        t0 = time.monotonic()
+        for seq in range(count1):
+            delay = t0 + seq / args.rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await publish(payload(1, seq))
+        await asyncio.sleep(1.0)
+        starts[2] = time.time()
+        for seq in range(args.burst):
+            await publish(payload(2, seq))
+        publish_seconds = time.time() - starts[2]
+        await asyncio.sleep(args.drain)
+        if close is not None:
+            await close()
+        for receiver in receivers:
+            receiver.stdin.write(b"stop\n")
+            receiver.stdin.flush()
+        for receiver in receivers:
+            receiver.wait(60)
+        results = [json.loads((tmp / f"r{k}.json").read_text()) for k in range(2)]
+    finally:
+        for process in [*receivers, *servers]:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+    row = {"variant": variant, "failed_connections": sum(r["failed_connections"] for r in results),
+           "publish_s_burst": publish_seconds}
+    for phase, count in ((1, count1), (2, args.burst)):
+        lat = [v for r in results for v in r["latencies"][str(phase)]]
+        last = max(r["last_at"][str(phase)] for r in results) or starts[phase]
+        expected = count * args.subscribers
+        row[phase] = {
+            "deliveries": len(lat), "expected": expected,
+            "per_s": len(lat) / max(last - starts[phase], 1e-9),
+            "p50_ms": percentile(lat, 0.5) * 1000, "p99_ms": percentile(lat, 0.99) * 1000,
+            "loss": 1 - len(lat) / expected,
+        }
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--drain", type=float, default=10.0, help="seconds to wait for deliveries after the burst")
+    parser.add_argument("--variants", default="streaming_app,plain core,plain pubsub")
+    parser.add_argument("--receiver", help=argparse.SUPPRESS)
+    parser.add_argument("--streaming", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args()
+    if args.receiver:
+        asyncio.run(receive(rest, args.streaming, args.receiver))
+        return
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.fanout_settings")
+    os.environ.setdefault("REDIS_URL", redis_url)
+    import django
+
+    django.setup()
+    rows = [asyncio.run(run_variant(v.strip(), args, redis_url)) for v in args.variants.split(",")]
+    print(f"\n{args.subscribers} subscribers on 2 daphne processes, Redis {redis_url}")
+    print(f"phase 1: {args.rate:g} publishes/s for {args.seconds:g} s; phase 2: {args.burst} publishes flat out\n")
+    print("| variant | phase | deliveries/s | p50 ms | p99 ms | loss | failed conns |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        for phase, name in ((1, f"{args.rate:g}/s"), (2, "flat out")):
+            p = row[phase]
+            print(f"| {row['variant']} | {name} | {p['per_s']:,.0f} | {p['p50_ms']:.1f} | {p['p99_ms']:.1f} | "
+                  f"{p['loss']:.1%} | {row['failed_connections']} |")
+
+
+if __name__ == "__main__":
+    main()

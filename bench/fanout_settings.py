@@ -1,0 +1,21 @@
+"""Settings for bench/fanout.py: the example project's, with the channel layer picked by BENCH_LAYER.
+
+``core`` (channels_redis's RedisChannelLayer, what most projects use) or
+``pubsub`` (RedisPubSubChannelLayer), both on REDIS_URL.
+"""
+
+import os
+
+from project.settings import *  # noqa: F403
+
+_layer = os.environ.get("BENCH_LAYER", "core")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": {
+            "core": "channels_redis.core.RedisChannelLayer",
+            "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        }[_layer],
+        "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
+    }
+}
+STREAMING = {"BROKER": os.environ["REDIS_URL"], "HEARTBEAT_INTERVAL": 300, "HEARTBEAT_TIMEOUT": 600}
