@@ -117,6 +117,15 @@ def daphne_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Itera
 
 
 @pytest.fixture
+def two_servers(tmp_path, redis_url) -> Iterator[list[Server]]:
+    """Two daphne processes of the example project sharing the database and Redis."""
+    servers = [start_server(tmp_path, env={"REDIS_URL": redis_url}) for _ in range(2)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
 def make_user(transactional_db):
     """Create committed users (visible to server subprocesses)."""
     from django.contrib.auth import get_user_model

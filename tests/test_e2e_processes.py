@@ -7,17 +7,10 @@ import uuid
 import pytest
 import websockets
 
-from conftest import start_server
+
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-@pytest.fixture
-def two_servers(tmp_path, redis_url):
-    servers = [start_server(tmp_path, env={"REDIS_URL": redis_url}) for _ in range(2)]
-    yield servers
-    for server in servers:
-        server.stop()
 
 
 async def read_hello(ws):

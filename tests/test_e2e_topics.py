@@ -26,13 +26,6 @@ from wsclient import Connection, connected
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def two_servers(tmp_path, redis_url):
-    servers = [start_server(tmp_path, env={"REDIS_URL": redis_url}) for _ in range(2)]
-    yield servers
-    for server in servers:
-        server.stop()
-
 
 def new_topic() -> str:
     return f"t{uuid.uuid4().hex[:12]}"

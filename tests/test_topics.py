@@ -227,12 +227,17 @@ async def test_event_json_is_made_once_for_all_subscribers():
 # -- the hub's bookkeeping, driven directly --------------------------------------------------
 
 
-async def test_gap_in_offsets_fails_subscribers_with_data_loss():
+async def subscribed_to_own_hub(topic: str):
+    """A subscription live on a hub of its own, fed by calling ``hub.deliver``; (hub, subscription, epoch)."""
     hub = Hub(MemoryBroker(), asyncio.get_running_loop())
-    subscription = subscribe("t.gap")
+    subscription = subscribe(topic)
     subscription._hub = hub
     await hub.add(subscription)
-    epoch = hub.topics["t.gap"].epoch
+    return hub, subscription, hub.topics[topic].epoch
+
+
+async def test_gap_in_offsets_fails_subscribers_with_data_loss():
+    hub, subscription, epoch = await subscribed_to_own_hub("t.gap")
     hub.deliver("t.gap", f"{epoch}:1", "1")
     hub.deliver("t.gap", f"{epoch}:4", "4")  # 2 and 3 never arrived
     assert (await subscription.__anext__()).data == 1
@@ -242,11 +247,7 @@ async def test_gap_in_offsets_fails_subscribers_with_data_loss():
 
 
 async def test_duplicate_event_is_dropped():
-    hub = Hub(MemoryBroker(), asyncio.get_running_loop())
-    subscription = subscribe("t.dup")
-    subscription._hub = hub
-    await hub.add(subscription)
-    epoch = hub.topics["t.dup"].epoch
+    hub, subscription, epoch = await subscribed_to_own_hub("t.dup")
     for offset in (1, 1, 2):
         hub.deliver("t.dup", f"{epoch}:{offset}", str(offset))
     assert [(await subscription.__anext__()).data for _ in range(2)] == [1, 2]
@@ -254,10 +255,7 @@ async def test_duplicate_event_is_dropped():
 
 
 async def test_new_epoch_starting_at_one_is_not_a_gap():
-    hub = Hub(MemoryBroker(), asyncio.get_running_loop())
-    subscription = subscribe("t.epoch")
-    subscription._hub = hub
-    await hub.add(subscription)
+    hub, subscription, _ = await subscribed_to_own_hub("t.epoch")
     hub.deliver("t.epoch", "fresh:1", '"after a reset"')
     assert (await subscription.__anext__()).data == "after a reset"
 
