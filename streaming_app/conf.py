@@ -49,6 +49,13 @@ DEFAULTS: dict[str, Any] = {
     # How often at most (seconds) a process returns stale database
     # connections after calls end (see streaming_app.db).
     "DB_CONNECTION_CHECK_INTERVAL": 1.0,
+    # HTTP transport (streaming_app.http): the reconnection delay hint sent to
+    # EventSource clients as ``retry:``, in milliseconds (None: no hint), and
+    # the seconds without output after which an SSE or NDJSON stream sends a
+    # keepalive (an SSE comment, an NDJSON ping). POST bodies are limited by
+    # MAX_FRAME_BYTES, like a call frame.
+    "SSE_RETRY": 3000,
+    "HTTP_KEEPALIVE_INTERVAL": 15.0,
 }
 
 IMPORT_STRINGS = ("DEFAULT_AUTHENTICATION_CLASSES", "DEFAULT_PERMISSION_CLASSES")
@@ -61,6 +68,7 @@ POSITIVE_NUMBERS = (
     "CLIENT_WINDOW",
     "MAX_BAD_FRAMES",
     "TICKET_MAX_AGE",
+    "HTTP_KEEPALIVE_INTERVAL",
 )
 
 
