@@ -60,6 +60,10 @@ class HttpProbe(StreamView):
         yield {"i": 0}
         yield {"bad": object()}
 
+    @server_stream(permission_classes=[IsAuthenticated])
+    async def my_items(self, ctx):
+        yield {"username": ctx.user.get_username()}
+
     @unary
     async def typed(
         self,
