@@ -23,6 +23,7 @@ import pytest
 
 from streaming_app.arguments import ArgumentSpec
 from streaming_app.exceptions import InvalidArgument
+from streaming_app.protocol import frames as wire
 from streaming_app.protocol.http import (
     JSON,
     NDJSON,
@@ -194,6 +195,12 @@ def test_ndjson_records_are_websocket_frames_without_id_one_per_line():
         {"t": "next", "d": 1, "eid": "2:9"},
         {"t": "end", "d": {"total": 2}},
     ]
+
+
+@pytest.mark.parametrize("data", [{"i": 0, "s": "é\n"}, None, [1, 2.5], "x"])
+@pytest.mark.parametrize("eid", [None, "4:2", 'odd "id"'])
+def test_ndjson_item_is_byte_for_byte_the_websocket_next_frame_without_id(data, eid):
+    assert NDJSONRecords().next(data, eid) == wire.encode_next(None, data, eid) + "\n"
 
 
 def test_ndjson_end_without_result_has_no_d():

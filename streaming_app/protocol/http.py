@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from .codes import ErrorCode
-from .frames import JSONDefault, dumps, encode_end, encode_next, encode_ping
+from .frames import JSONDefault, dumps, encode_end, encode_ping
 
 JSON = "application/json"
 SSE = "text/event-stream"
@@ -157,7 +157,10 @@ class NDJSONRecords:
         return ""
 
     def next(self, data: Any, eid: str | None = None) -> str:
-        return encode_next(None, data, eid, self.default) + "\n"
+        # encode_next(None, data, eid) + "\n", without building and encoding a wrapper dict per item
+        if eid is None:
+            return f'{{"t":"next","d":{dumps(data, self.default)}}}\n'
+        return f'{{"t":"next","d":{dumps(data, self.default)},"eid":{dumps(eid)}}}\n'
 
     def ready(self, eid: str, recovered: bool | None = None) -> str:
         frame: dict[str, Any] = {"t": "ready", "eid": eid}
