@@ -38,6 +38,7 @@ import time
 from typing import Any, AsyncIterator, Awaitable, TypeVar
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.cache import patch_vary_headers
@@ -193,7 +194,11 @@ class HttpStream:
         try:
             result = await within_deadline(ctx, self.deadline, invoke(self.method, self.view, ctx, self.kwargs, self))
             record = self.records.end(result)
-        except Exception as exc:  # CancelledError (the client left) passes through
+        except asyncio.CancelledError:
+            if _being_cancelled():
+                raise  # stop(): the client left, nothing more is sent
+            record = self._error_record(exceptions.Cancelled())  # raised by the handler itself
+        except Exception as exc:
             record = self._error_record(as_stream_error(exc, ctx))
         finally:
             reaper.call_finished(streaming_settings.DB_CONNECTION_CHECK_INTERVAL)
@@ -325,9 +330,11 @@ class StreamHTTPView(View):
             else:
                 response = await self.stream(method, ctx, args, media_type, loop_deadline)
         except asyncio.CancelledError:
-            if ctx is not None:
-                ctx.mark_cancelled()
-            raise
+            if _being_cancelled():  # the client left: Django cancels the request
+                if ctx is not None:
+                    ctx.mark_cancelled()
+                raise
+            response = error_response(exceptions.Cancelled())  # raised by the handler itself
         except CallRefused as refusal:
             response = error_response(refusal.error, refusal.status, refusal.headers)
         except Exception as exc:
@@ -416,6 +423,8 @@ class StreamHTTPView(View):
 
     def body_arguments(self, request: HttpRequest) -> dict[str, Any]:
         limit = streaming_settings.MAX_FRAME_BYTES
+        if settings.DATA_UPLOAD_MAX_MEMORY_SIZE is not None:  # Django refuses to read more
+            limit = min(limit, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         too_large = exceptions.InvalidArgument(f"The body is larger than {limit} bytes.", {"max_bytes": limit})
         try:
             declared = int(request.headers.get("Content-Length") or 0)
@@ -468,3 +477,9 @@ class StreamHTTPView(View):
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _being_cancelled() -> bool:
+    """Whether the current task was asked to stop, as opposed to code raising CancelledError."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -102,16 +102,25 @@ def parse_ndjson(lines: Iterable[str], stop_after_terminal: bool = True) -> list
     return records
 
 
+def bounded(lines: Iterable[str], seconds: float = 2 * TIMEOUT) -> Iterator[str]:
+    """``lines``, failing the test if they keep coming for longer than ``seconds`` (keepalives would)."""
+    deadline = time.monotonic() + seconds
+    for line in lines:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the response was still going after {seconds}s")
+        yield line
+
+
 def get_sse(http: httpx.Client, path: str, **kwargs: Any) -> tuple[httpx.Response, SSEStream]:
     headers = {"Accept": "text/event-stream", **kwargs.pop("headers", {})}
     with http.stream("GET", path, headers=headers, **kwargs) as response:
-        return response, parse_sse(response.iter_lines())
+        return response, parse_sse(bounded(response.iter_lines()))
 
 
 def get_ndjson(http: httpx.Client, path: str, **kwargs: Any) -> tuple[httpx.Response, list[dict[str, Any]]]:
     headers = {"Accept": "application/x-ndjson", **kwargs.pop("headers", {})}
     with http.stream("GET", path, headers=headers, **kwargs) as response:
-        return response, parse_ndjson(response.iter_lines())
+        return response, parse_ndjson(bounded(response.iter_lines()))
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

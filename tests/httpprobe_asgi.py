@@ -55,6 +55,15 @@ class HttpProbe(StreamView):
         await asyncio.sleep(delay_ms / 1000)
         yield {"late": True}
 
+    @unary
+    async def raise_cancelled(self, ctx) -> None:
+        raise asyncio.CancelledError()
+
+    @server_stream
+    async def stream_raise_cancelled(self, ctx):
+        yield {"i": 0}
+        raise asyncio.CancelledError()
+
     @server_stream
     async def unencodable(self, ctx):
         yield {"i": 0}

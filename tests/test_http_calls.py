@@ -228,6 +228,18 @@ def test_item_that_cannot_be_encoded_ends_the_stream_with_internal(probe):
     ]
 
 
+def test_a_stream_handler_that_raises_cancelled_error_itself_ends_with_cancelled(probe):
+    _, records = get_ndjson(probe, "httpprobe.stream_raise_cancelled", timeout=3)
+    assert records == [
+        {"t": "next", "d": {"i": 0}},
+        {"t": "error", "code": "cancelled", "message": "The call was cancelled.", "details": {}},
+    ]
+
+
+def test_a_unary_handler_that_raises_cancelled_error_itself_is_499_cancelled(probe):
+    assert_error(probe.get("httpprobe.raise_cancelled", timeout=3), 499, "cancelled")
+
+
 def test_stream_deadline_is_an_in_band_deadline_exceeded(http):
     start = time.monotonic()
     _, stream = get_sse(http, "interop.count", params={"n": 5, "interval_ms": 300, "timeout": 0.5})
