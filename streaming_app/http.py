@@ -79,7 +79,8 @@ T = TypeVar("T")
 RESERVED_PARAMS = frozenset({"timeout", "last_event_id", "ticket"})
 
 # A stream's handler runs ahead of the response body by at most this much
-# before it is held at its ``yield`` (a record count and a byte count).
+# before it is held at its ``yield`` (records, and characters of them), and the
+# body writes at most this much as one chunk.
 BUFFER_RECORDS = 256
 BUFFER_BYTES = 64 * 1024
 
@@ -229,8 +230,8 @@ class HttpStream:
     async def body(self) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         try:
-            # Never empty of meaning: daphne writes the headers with the first body
-            # message, so this makes them leave now rather than with the first item.
+            # The SSE retry hint, or b"" for NDJSON: daphne writes the headers only with
+            # the first body message, so this one sends them now, not with the first item.
             yield self.records.opening().encode()
             self.task = loop.create_task(self.produce(), name=f"streaming_app http {self.method.name}")
             last_sent = loop.time()
