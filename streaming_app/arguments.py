@@ -14,6 +14,7 @@ import datetime
 import decimal
 import enum
 import inspect
+import json
 import types
 import typing
 import uuid
@@ -283,6 +284,38 @@ class ArgumentSpec:
         if errors:
             raise invalid_arguments(errors)
         return values
+
+    def decode_query(self, params: dict[str, str]) -> dict[str, Any]:
+        """Arguments from URL query parameters (strings), for :meth:`validate`.
+
+        A value stays a string where its parameter accepts that string (``str``,
+        dates, UUIDs, decimals, untyped parameters, unknown names); otherwise
+        it is read as JSON, so ``?n=5`` is the integer 5, ``?flag=true`` a
+        boolean and ``?ids=[1,2]`` a list. A value that is not JSON stays a
+        string, and :meth:`validate` reports it in the usual shape.
+        """
+        args: dict[str, Any] = {}
+        for name, text in params.items():
+            convert = self.converters.get(name)
+            args[name] = text if convert is None else _from_query(convert, text)
+        return args
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _from_query(convert: Converter, text: str) -> Any:
+    try:
+        convert(text)
+    except Exception:  # Invalid, or anything a converter raises for a string
+        pass
+    else:
+        return text
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return text
 
 
 def invalid_arguments(errors: dict[str, Any]) -> InvalidArgument:

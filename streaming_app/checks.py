@@ -56,6 +56,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="streaming_app.W002",
             )
         )
+    retry = user.get("SSE_RETRY", DEFAULTS["SSE_RETRY"])
+    if retry is not None and (isinstance(retry, bool) or not isinstance(retry, int) or retry < 0):
+        messages.append(
+            Error(
+                f"STREAMING['SSE_RETRY'] must be None or a non-negative integer of milliseconds, got {retry!r}.",
+                hint="EventSource reads only digits in 'retry:'; use e.g. 3000, or None to send no hint.",
+                id="streaming_app.E007",
+            )
+        )
     return messages
 
 

@@ -57,6 +57,13 @@ DEFAULTS: dict[str, Any] = {
     # Events a subscription holds for a slow reader before it is cut off with
     # resource_exhausted (and the event id to resume from).
     "SUBSCRIPTION_BUFFER": 1000,
+    # HTTP transport (streaming_app.http): the reconnection delay hint sent to
+    # EventSource clients as ``retry:``, in milliseconds (None: no hint), and
+    # the seconds without output after which an SSE or NDJSON stream sends a
+    # keepalive (an SSE comment, an NDJSON ping). POST bodies are limited by
+    # MAX_FRAME_BYTES, like a call frame.
+    "SSE_RETRY": 3000,
+    "HTTP_KEEPALIVE_INTERVAL": 15.0,
 }
 
 IMPORT_STRINGS = ("DEFAULT_AUTHENTICATION_CLASSES", "DEFAULT_PERMISSION_CLASSES")
@@ -70,6 +77,7 @@ POSITIVE_NUMBERS = (
     "MAX_BAD_FRAMES",
     "TICKET_MAX_AGE",
     "SUBSCRIPTION_BUFFER",
+    "HTTP_KEEPALIVE_INTERVAL",
 )
 
 

@@ -30,7 +30,7 @@ from .encoding import json_default
 from .events import Event
 from .flow import CreditGate, Inbox
 from .handshake import authenticate, build_request, origin_allowed
-from .invocation import as_stream_error, invoke, prepare
+from .invocation import as_stream_error, effective_timeout, invoke, prepare
 from .protocol import frames as wire
 from .protocol.codes import SUBPROTOCOL, CloseCode, ErrorCode
 from .protocol.frames import (
@@ -388,11 +388,7 @@ class StreamConsumer(AsyncConsumer):
         return [cls() for cls in streaming_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
     def effective_timeout(self, requested: float | None) -> float | None:
-        settings = streaming_settings
-        timeout = requested if requested is not None else settings.DEFAULT_TIMEOUT
-        if timeout is not None and settings.MAX_TIMEOUT is not None:
-            timeout = min(timeout, settings.MAX_TIMEOUT)
-        return timeout
+        return effective_timeout(requested)
 
     async def heartbeat(self, interval: float, timeout: float) -> None:
         """Ping the peer every ``interval``; close with 4408 when it has been silent too long."""

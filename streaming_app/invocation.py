@@ -20,6 +20,7 @@ from rest_framework.request import Request
 
 from . import exceptions
 from .arguments import invalid_arguments
+from .conf import streaming_settings
 from .context import CallContext
 from .db import call_sync_policy, run_in_worker
 from .handshake import authenticate
@@ -137,6 +138,14 @@ async def _run_handler(
     finally:
         await stream.aclose()
     return ctx.result
+
+
+def effective_timeout(requested: float | None) -> float | None:
+    """A call's timeout in seconds: the requested one or DEFAULT_TIMEOUT, capped by MAX_TIMEOUT."""
+    timeout = requested if requested is not None else streaming_settings.DEFAULT_TIMEOUT
+    if timeout is not None and streaming_settings.MAX_TIMEOUT is not None:
+        timeout = min(timeout, streaming_settings.MAX_TIMEOUT)
+    return timeout
 
 
 def as_stream_error(exc: BaseException, ctx: CallContext | None = None) -> exceptions.StreamError:

@@ -1,12 +1,18 @@
 """HTTP endpoints of streaming_app; include them under a prefix of your choice:
-``path("streams/", include("streaming_app.urls"))``."""
+``path("streams/", include("streaming_app.urls"))``.
+
+``<prefix>/_ticket`` issues WebSocket tickets; ``<prefix>/<namespace>.<method>``
+calls a unary or server-stream method over HTTP (see :mod:`streaming_app.http`).
+"""
 
 from django.urls import path
 
+from .http import StreamHTTPView
 from .tickets import ticket_view
 
 app_name = "streaming_app"
 
 urlpatterns = [
     path("_ticket", ticket_view, name="ticket"),
+    path("<str:method>", StreamHTTPView.as_view(), name="call"),
 ]

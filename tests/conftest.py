@@ -116,6 +116,19 @@ def daphne_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Itera
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def probe_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Server]:
+    """daphne serving the example project with probe methods and short HTTP timings (tests/httpprobe_*.py)."""
+    with django_db_blocker.unblock():
+        server = start_server(
+            tmp_path_factory.mktemp("probe"),
+            app="httpprobe_asgi:application",
+            env={"DJANGO_SETTINGS_MODULE": "httpprobe_settings"},
+        )
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def two_servers(tmp_path, redis_url) -> Iterator[list[Server]]:
     """Two daphne processes of the example project sharing the database and Redis."""

@@ -235,3 +235,27 @@ async def test_lost_broker_connection_never_gaps_a_stream_silently(tmp_path, pri
             await until_live([(again, 1)], publish, topic)
     finally:
         server.stop()
+
+
+async def test_sse_subscriber_gets_event_ids_as_sse_ids(two_servers, broker):
+    import httpx
+
+    a, b = two_servers
+    topic = new_topic()
+    async with httpx.AsyncClient(timeout=10) as http:
+        async with http.stream("GET", f"{b.http_url}/streams/interop.subscribe", params={"topic": topic},
+                               headers={"Accept": "text/event-stream"}) as response:
+            assert response.status_code == 200
+            lines = response.aiter_lines()
+            eid = None
+            for attempt in range(100):  # publish until the subscription is live
+                eid = broker.publish(f"interop.{topic}", json.dumps({"n": attempt}))
+                try:
+                    line = await asyncio.wait_for(anext(lines), 0.2)
+                except asyncio.TimeoutError:
+                    continue
+                while not line.startswith("id:"):
+                    line = await asyncio.wait_for(anext(lines), 2)
+                break
+            assert line.startswith("id: ") and line[4:].split(":")[0] == eid.split(":")[0]
+            assert await asyncio.wait_for(anext(lines), 2) == "event: next"
