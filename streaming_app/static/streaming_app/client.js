@@ -606,6 +606,7 @@ export class StreamClient extends EventTarget {
     this._everOpen = false;
     this._attempt = 0;
     this._retryTimer = null;
+    this._noHello = null;
     this._beat = null;
     this._closing = false;
     this._lastId = 0;
@@ -672,10 +673,11 @@ export class StreamClient extends EventTarget {
     }
     this._ws = ws;
     let greeted = false;
-    const noHello = setTimeout(() => this._drop(ws, 1006, false), this.openTimeout * 1000);
-    ws.onerror = () => {}; // a close event follows
+    this._noHello = setTimeout(() => this._drop(ws, 1006, false), this.openTimeout * 1000);
+    // A close event follows an error, except in Node 20's built-in WebSocket
+    // when the connection is refused: then the socket is given up here.
+    ws.onerror = () => setTimeout(() => this._drop(ws, 1006, greeted), 50);
     ws.onclose = (event) => {
-      clearTimeout(noHello);
       if (this._ws === ws) this._lost(event.code, greeted);
     };
     ws.onmessage = (event) => {
@@ -688,7 +690,7 @@ export class StreamClient extends EventTarget {
       } catch {}
       if (hello?.t !== "hello") return this._drop(ws, 1006, false);
       greeted = true;
-      clearTimeout(noHello);
+      clearTimeout(this._noHello);
       this._greeted(ws, hello);
     };
   }
@@ -719,6 +721,7 @@ export class StreamClient extends EventTarget {
 
   _lost(code, greeted) {
     this._ws = null;
+    clearTimeout(this._noHello);
     this._stopHeartbeat();
     this.closeCode = code;
     if (this._closing) return;
@@ -750,6 +753,7 @@ export class StreamClient extends EventTarget {
   _giveUp(error) {
     this._closing = true;
     clearTimeout(this._retryTimer);
+    clearTimeout(this._noHello);
     this._stopHeartbeat();
     this._opened.reject(error);
     const calls = [...this._calls.values(), ...this._pending];
