@@ -175,6 +175,9 @@ export async function startDaphne(port, { timeout = 30000 } = {}) {
     env: { ...process.env, PYTHONUNBUFFERED: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  const reap = () => child.kill("SIGKILL"); // never leave a server behind, whatever ends this process
+  process.on("exit", reap);
+  child.once("exit", () => process.off("exit", reap));
   let output = "";
   child.stdout.on("data", (chunk) => (output += chunk));
   child.stderr.on("data", (chunk) => (output += chunk));
