@@ -321,3 +321,18 @@ test("items arriving slowly in small pieces are yielded as each event completes"
   assert.deepEqual(items, [{ a: 1 }]);
   assert.equal(stream.result, 3);
 });
+
+test("in a page, the CSRF cookie goes with POSTs to the page's own origin only", async (t) => {
+  const server = await httpServer(t, (req, res) => sendEvents(res, "event: end\ndata: null\n\n"));
+  globalThis.document = { cookie: "other=1; csrftoken=tok%3D1" };
+  t.after(() => {
+    delete globalThis.document;
+    delete globalThis.location;
+  });
+  globalThis.location = new URL(`${server.url}/page/`);
+  await sseStream("/s", {}).next(); // a path: the page's origin
+  globalThis.location = new URL("http://elsewhere.test/page/");
+  await sseStream(`${server.url}/s`, {}).next();
+  assert.equal(server.requests[0].headers["x-csrftoken"], "tok=1");
+  assert.equal(server.requests[1].headers["x-csrftoken"], undefined);
+});

@@ -112,7 +112,7 @@ export interface StreamOptions extends OpenOptions {
 
 export interface StateChangeDetail {
   state: ConnectionState;
-  previous: ConnectionState | "closed";
+  previous: ConnectionState;
   closeCode: number | null;
 }
 
@@ -238,7 +238,7 @@ export declare class StreamClient extends EventTarget {
 
 export interface TicketFetcherOptions {
   fetch?: typeof fetch;
-  /** The CSRF token; default the `csrftoken` cookie of the page. */
+  /** The CSRF token; default the `csrftoken` cookie of the page, for an endpoint of the page's origin. */
   csrfToken?: string;
   headers?: Record<string, string>;
   credentials?: RequestCredentials;
@@ -283,7 +283,7 @@ export interface SseOptions {
   timeout?: number;
   /** Resume after this event id (`Last-Event-ID`). */
   lastEventId?: string;
-  /** The CSRF token for session-authenticated POSTs; default the `csrftoken` cookie of the page. */
+  /** The CSRF token for session-authenticated POSTs; default the page's `csrftoken` cookie, for URLs of the page's origin. */
   csrfToken?: string;
   credentials?: RequestCredentials;
   fetch?: typeof fetch;

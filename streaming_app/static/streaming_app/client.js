@@ -186,6 +186,16 @@ function resolveWebSocketUrl(url) {
   return resolved.href;
 }
 
+/**
+ * The page's CSRF token (the `csrftoken` cookie) for a request to `url`, only
+ * if that URL is of the page's own origin; undefined otherwise or outside a page.
+ */
+function pageCsrfToken(url) {
+  if (typeof location === "undefined") return undefined;
+  if (new URL(String(url), location.href).origin !== location.origin) return undefined;
+  return readCookie("csrftoken");
+}
+
 /** The value of a cookie of the page (`document.cookie`), or undefined. */
 function readCookie(name) {
   if (typeof document === "undefined" || !document.cookie) return undefined;
@@ -974,7 +984,7 @@ export class StreamClient extends EventTarget {
 export function ticketFetcher(url = "/streams/_ticket", options = {}) {
   return async () => {
     const fetchImpl = options.fetch ?? globalThis.fetch;
-    const csrf = options.csrfToken ?? readCookie("csrftoken");
+    const csrf = options.csrfToken ?? pageCsrfToken(url);
     const headers = { Accept: "application/json", ...options.headers };
     if (csrf) headers["X-CSRFToken"] = csrf;
     const response = await fetchImpl(url, { method: "POST", headers, credentials: options.credentials ?? "same-origin" });
@@ -1148,7 +1158,7 @@ export class SseStream {
     const headers = { Accept: "text/event-stream", ...options.headers };
     if (options.token) headers.Authorization = `Bearer ${options.token}`;
     if (this.lastEventId) headers["Last-Event-ID"] = this.lastEventId;
-    let url = String(this.url);
+    let url = typeof location === "undefined" ? String(this.url) : new URL(String(this.url), location.href).href;
     let body;
     if (method === "GET") {
       const query = new URLSearchParams();
@@ -1157,7 +1167,7 @@ export class SseStream {
     } else {
       body = JSON.stringify(this.args);
       headers["Content-Type"] = "application/json";
-      const csrf = options.csrfToken ?? readCookie("csrftoken");
+      const csrf = options.csrfToken ?? pageCsrfToken(url);
       if (csrf && !("X-CSRFToken" in headers)) headers["X-CSRFToken"] = csrf;
     }
     const signal = options.signal;
