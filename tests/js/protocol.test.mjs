@@ -475,3 +475,10 @@ test("a 4401 close before hello rejects ready with unauthenticated and does not 
   await sleep(150);
   assert.equal(server.connections.length, 1);
 });
+
+test("send() and end() on a server stream are refused: it has no client half", options, async (t) => {
+  const { client } = await setup(t);
+  const stream = client.stream("x.items");
+  await assert.rejects(stream.send(1), TypeError);
+  await assert.rejects(stream.end(), TypeError);
+});

@@ -488,6 +488,7 @@ export class Call {
    * @returns {Promise<void>}
    */
   async send(item) {
+    this._clientHalf("send");
     await this._start();
     for (;;) {
       if (this._halfClosed) throw new Error(`call ${this.id} (${this.method}): end() was called; no more items can be sent`);
@@ -510,11 +511,16 @@ export class Call {
    * @returns {Promise<void>}
    */
   async end() {
+    this._clientHalf("end");
     await this._start();
     if (!this._halfClosed && !this._serverDone) {
       this._halfClosed = true;
       this.client._sendFrame({ t: "end", id: this.id });
     }
+  }
+
+  _clientHalf(what) {
+    if (this.kind !== "open") throw new TypeError(`${what}(): ${this.method} is a ${this.kind} call, with no items from the client; use client.open()`);
   }
 
   /** Stop the call on the server (its handler's `finally` runs); nothing more is received. */
