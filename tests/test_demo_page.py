@@ -147,15 +147,21 @@ def dora(make_user):
     return make_user("dora", is_staff=True)  # the admin's login form takes staff users only
 
 
+async def signed_in(context, server, username: str):
+    """A tab that logged in through the admin's login form and landed on the demo page."""
+    page = await context.new_page()
+    await page.goto(f"{server.http_url}/admin/login/?next=/")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", "pw-123456")
+    await page.click("input[type=submit]")
+    await page.wait_for_url(f"{server.http_url}/")
+    return page
+
+
 async def test_a_signed_in_browser_is_authenticated_by_its_session_cookie(context, daphne_server, dora):
     from playwright.async_api import expect
 
-    page = await context.new_page()
-    await page.goto(f"{daphne_server.http_url}/admin/login/?next=/")
-    await page.fill("input[name=username]", "dora")
-    await page.fill("input[name=password]", "pw-123456")
-    await page.click("input[type=submit]")
-    await page.wait_for_url(f"{daphne_server.http_url}/")
+    page = await signed_in(context, daphne_server, "dora")
     await expect(page.locator("#whoami")).to_have_attribute("data-user", "dora")
     await expect(page.locator("#whoami")).to_have_text("dora (staff)")
 
@@ -165,3 +171,22 @@ async def test_an_anonymous_browser_is_shown_as_such(context, daphne_server):
 
     demo = await DemoPage.open(context, daphne_server)
     await expect(demo.page.locator("#whoami")).to_have_text("nobody (anonymous)")
+
+
+TICKET_ROUND_TRIP = """async (url) => {
+    const { StreamClient, ticketFetcher } = await import(url);
+    const ticket = await ticketFetcher()();   // POST /streams/_ticket with the page's session and CSRF cookies
+    const first = new StreamClient("/ws/", { ticket });
+    const me = await first.call("interop.whoami");
+    await first.close();
+    const again = new StreamClient("/ws/", { ticket });
+    const refused = await again.ready.then(() => "accepted", (error) => error.code);
+    await again.close();
+    return [me.username, refused];
+}"""
+
+
+async def test_a_signed_in_page_gets_a_ticket_that_authenticates_one_connection(context, daphne_server, dora):
+    page = await signed_in(context, daphne_server, "dora")
+    # The second use of the same ticket is refused: the first connection really redeemed it.
+    assert await page.evaluate(TICKET_ROUND_TRIP, CLIENT_PATH) == ["dora", "unauthenticated"]
