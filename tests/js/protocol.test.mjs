@@ -387,6 +387,7 @@ test("ready with recovered: false ends the stream with StateLost and cancels it"
   const stream = client.stream("x.subscribe");
   const one = stream.next();
   const call = await first.frame({ t: "call" });
+  first.send({ t: "ready", id: call.id, eid: "a:0" });
   first.send({ t: "next", id: call.id, d: 1, eid: "a:1" });
   await one;
   first.kill();
@@ -401,6 +402,44 @@ test("ready with recovered: false ends the stream with StateLost and cancels it"
     return true;
   });
   assert.equal((await second.frame({ t: "cancel" })).id, again.id);
+});
+
+test("a resumed call whose first frame is an item, not ready, ends with StateLost: the server did not confirm", options, async (t) => {
+  const { server, client } = await setup(t);
+  const first = await server.connection(0);
+  const stream = client.stream("x.subscribe");
+  const one = stream.next();
+  const call = await first.frame({ t: "call" });
+  first.send({ t: "ready", id: call.id, eid: "a:0" });
+  first.send({ t: "next", id: call.id, d: 1, eid: "a:1" });
+  await one;
+  first.kill();
+  const second = await server.connection(1);
+  const again = await second.frame({ t: "call" });
+  second.send({ t: "next", id: again.id, d: 5, eid: "a:5" }); // a server that ignored `resume`
+  await assert.rejects(stream.next(), (error) => {
+    assert.ok(error instanceof StateLost);
+    assert.deepEqual(error.details, { resume: "a:1", eid: "a:5" });
+    assert.match(error.message, /did not confirm/);
+    return true;
+  });
+  assert.equal((await second.frame({ t: "cancel" })).id, again.id);
+});
+
+test("items with event ids but no ready frame do not make a stream resumable: it fails with unavailable", options, async (t) => {
+  const { server, client } = await setup(t);
+  const first = await server.connection(0);
+  const stream = client.stream("x.subscribe");
+  const one = stream.next();
+  const call = await first.frame({ t: "call" });
+  first.send({ t: "next", id: call.id, d: 1, eid: "a:1" });
+  await one;
+  assert.equal(stream.lastEventId, "a:1", "the id is kept for a resume by hand");
+  first.kill();
+  await assert.rejects(stream.next(), Unavailable);
+  const second = await server.connection(1);
+  await sleep(200);
+  assert.equal(second.frames.filter((f) => f.t === "call").length, 0, "not re-issued");
 });
 
 test("the resume option asks for items after that event id from the start", options, async (t) => {

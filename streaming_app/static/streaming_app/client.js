@@ -253,6 +253,7 @@ export class Call {
     this._result = undefined;
     this._error = null;
     this._halfClosed = false;
+    this._awaitingReady = false; // sent with `resume`: the server must confirm it with `ready` first
     this._issued = deferred();
     this._started = false;
     this._timer = null;
@@ -301,16 +302,17 @@ export class Call {
   _deliver(frame) {
     switch (frame.t) {
       case "next":
+        if (this._awaitingReady) {
+          // A server that resumes a stream says so with `ready` first; without
+          // it, events after the resume point may be missing.
+          return this._stateLost(frame.eid, "The server did not confirm the resume (no ready frame); events may be missing.");
+        }
         this._frames.push(frame);
         break;
       case "ready":
         this.ready = frame;
-        if (frame.recovered === false) {
-          const details = { resume: this.lastEventId, eid: frame.eid };
-          this.client._cancelOnWire(this);
-          this._terminate(new StateLost(undefined, details));
-          return;
-        }
+        this._awaitingReady = false;
+        if (frame.recovered === false) return this._stateLost(frame.eid);
         if (typeof frame.eid === "string") this.lastEventId = frame.eid;
         return;
       case "end":
@@ -325,6 +327,12 @@ export class Call {
         return;
     }
     this._wake();
+  }
+
+  _stateLost(eid, message) {
+    const details = { resume: this.lastEventId, eid: eid ?? null };
+    this.client._cancelOnWire(this);
+    this._terminate(new StateLost(message, details));
   }
 
   /** @internal */
@@ -373,9 +381,10 @@ export class Call {
   /** The connection was lost while the server ran this call. @internal */
   _connectionLost(error, willReconnect) {
     this._onWire = false;
-    if (willReconnect && this.kind === "stream" && this.lastEventId !== null) {
-      // Resumable: re-issued with `resume` on the next connection. Items not
-      // yet handed to the caller come again after the resume point.
+    if (willReconnect && this.kind === "stream" && this.ready !== null && this.lastEventId !== null) {
+      // Resumable (the server sent `ready`): re-issued with `resume` on the
+      // next connection. Items not yet handed to the caller come again after
+      // the resume point.
       this._frames = this._frames.filter((frame) => frame.t !== "next");
       this._armDeadline();
       return true;
@@ -897,6 +906,7 @@ export class StreamClient extends EventTarget {
       frame.timeout = remaining;
     }
     if (call.kind === "stream" && call.lastEventId !== null) frame.resume = call.lastEventId;
+    call._awaitingReady = "resume" in frame;
     call.id = frame.id;
     call._consumed = 0;
     call._outbound = this.clientWindow;
