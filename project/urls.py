@@ -1,8 +1,13 @@
 from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("streams/", include("streaming_app.urls")),
-    path("demo/", include("project.demo.urls")),
+    path("", include("project.demo.urls")),  # the live demo page (the admin's "View site")
 ]
+
+# daphne, unlike runserver, serves no static files; with DEBUG on, Django does
+# (the demo page imports streaming_app/client.js from them).
+urlpatterns += staticfiles_urlpatterns()

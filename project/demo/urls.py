@@ -1,7 +1,10 @@
 from django.urls import path
 
-from .views import SSEDemoView
+from . import views
+
+app_name = "demo"
 
 urlpatterns = [
-    path("sse/", SSEDemoView.as_view(), name="demo-sse"),
+    path("", views.index, name="index"),
+    path("demo/sse/", views.SSEDemoView.as_view(), name="sse"),
 ]

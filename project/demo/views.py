@@ -1,5 +1,14 @@
+"""Demo pages: the JavaScript client as a static ES module (no bundler), and a plain EventSource."""
+
+from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.generic import TemplateView
+
+
+@ensure_csrf_cookie  # the page's client may POST for a ticket or to the HTTP transport
+def index(request):
+    return render(request, "demo/index.html", {"ws_path": "/ws/"})
 
 
 class SSEDemoView(TemplateView):

@@ -1,0 +1,117 @@
+"""The JavaScript client's tests (``tests/js/*.test.mjs``, Node's test runner) against a real daphne.
+
+pytest starts the server of the example project (with the ``flowprobe``
+namespace of ``tests/flowprobe_asgi.py``), creates users, a token and a
+session in the test database, and runs ``node --test`` over the files with
+the server's URL and the credentials in the environment; node's output is
+shown when it fails. ``tests/js/reconnect.test.mjs`` starts, kills and
+restarts daphne processes of its own on the same database.
+
+Locally the test skips when Node (20+) is missing; with ``CI=true`` it fails.
+``npm ci`` installs the test packages (``ws``, ``typescript``) from the
+committed lock file when ``tests/js/node_modules`` lacks them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import IN_CI, ROOT, database_url_for_tests, start_server
+
+JS_TESTS = ROOT / "tests" / "js"
+PASSWORD = "pw-123456"
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def required_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{name} is required in CI (the JavaScript client's tests) but is not on PATH")
+        pytest.skip(f"{name} is not installed: the JavaScript client's tests need Node 20+")
+    return path
+
+
+def node_major(node: str) -> int:
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    return int(version.lstrip("v").split(".")[0])
+
+
+@pytest.fixture(scope="session")
+def node() -> list[str]:
+    """The node command: Node 20 needs a flag for its global WebSocket, Node 22 has it by default."""
+    path = required_tool("node")
+    major = node_major(path)
+    if major < 20:
+        message = f"Node {major} is too old for the JavaScript client's tests (20+)"
+        pytest.fail(message) if IN_CI else pytest.skip(message)
+    return [path, "--experimental-websocket"] if major < 22 else [path]
+
+
+@pytest.fixture(scope="session")
+def js_packages(node) -> None:
+    """``tests/js/node_modules`` as the committed ``package-lock.json`` pins it."""
+    wanted = json.loads((JS_TESTS / "package.json").read_text())["devDependencies"]
+    if all((JS_TESTS / "node_modules" / name / "package.json").exists() for name in wanted):
+        return
+    npm = required_tool("npm")
+    result = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund"], cwd=JS_TESTS, capture_output=True, text=True, timeout=600
+    )
+    if result.returncode != 0:
+        pytest.fail(f"npm ci in tests/js failed:\n{result.stdout}\n{result.stderr}")
+
+
+@pytest.fixture
+def probe_server(tmp_path):
+    server = start_server(tmp_path, app="flowprobe_asgi:application")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def credentials(make_token) -> dict[str, str]:
+    """A token and a logged-in session of "carol", and a token of the staff user "boss"."""
+    from django.conf import settings
+    from django.test import Client
+
+    token = make_token("carol")
+    staff_token = make_token("boss", is_staff=True)
+    client = Client()
+    assert client.login(username="carol", password=PASSWORD)
+    return {
+        "STREAMING_TOKEN": token,
+        "STREAMING_STAFF_TOKEN": staff_token,
+        "STREAMING_SESSION": client.cookies[settings.SESSION_COOKIE_NAME].value,
+    }
+
+
+def test_node_tests_of_the_js_client_pass_against_a_real_server(node, js_packages, probe_server, credentials):
+    files = sorted(str(path.relative_to(ROOT)) for path in JS_TESTS.glob("*.test.mjs"))
+    assert files, "no tests/js/*.test.mjs files"
+    environment = {
+        **os.environ,
+        **credentials,
+        "STREAMING_WS_URL": probe_server.ws_url,
+        "STREAMING_HTTP_URL": probe_server.http_url,
+        "STREAMING_PYTHON": sys.executable,
+        "STREAMING_ROOT": str(ROOT),
+        "DATABASE_URL": database_url_for_tests(),  # for the daphne processes reconnect.test.mjs starts
+        "NO_COLOR": "1",
+    }
+    result = subprocess.run(
+        [*node, "--test", "--test-reporter=spec", *files],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=900,
+    )
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        pytest.fail(f"node --test exited with {result.returncode}:\n{output}", pytrace=False)
+    passed = re.search(r"^\S+ pass (\d+)$", output, re.MULTILINE)
+    assert passed and int(passed.group(1)) > 0, output
