@@ -246,16 +246,25 @@ async def test_sse_subscriber_gets_event_ids_as_sse_ids(two_servers, broker):
         async with http.stream("GET", f"{b.http_url}/streams/interop.subscribe", params={"topic": topic},
                                headers={"Accept": "text/event-stream"}) as response:
             assert response.status_code == 200
-            lines = response.aiter_lines()
-            eid = None
-            for attempt in range(100):  # publish until the subscription is live
-                eid = broker.publish(f"interop.{topic}", json.dumps({"n": attempt}))
-                try:
-                    line = await asyncio.wait_for(anext(lines), 0.2)
-                except asyncio.TimeoutError:
-                    continue
-                while not line.startswith("id:"):
-                    line = await asyncio.wait_for(anext(lines), 2)
-                break
-            assert line.startswith("id: ") and line[4:].split(":")[0] == eid.split(":")[0]
-            assert await asyncio.wait_for(anext(lines), 2) == "event: next"
+            lines: asyncio.Queue[str] = asyncio.Queue()
+
+            async def read() -> None:  # one reader: cancelling a pending anext() would break the stream
+                async for line in response.aiter_lines():
+                    await lines.put(line)
+
+            reader = asyncio.ensure_future(read())
+            try:
+                eids = []
+                for attempt in range(100):  # publish until the subscription is live
+                    eids.append(broker.publish(f"interop.{topic}", json.dumps({"n": attempt})))
+                    await asyncio.sleep(0.1)
+                    if any(line.startswith("id:") for line in list(lines._queue)):
+                        break
+                received = []
+                while not lines.empty():
+                    received.append(lines.get_nowait())
+            finally:
+                reader.cancel()
+    first = next(index for index, line in enumerate(received) if line.startswith("id: "))
+    assert received[first][4:] in eids
+    assert received[first + 1] == "event: next"
