@@ -62,7 +62,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             Error(
                 f"STREAMING['SSE_RETRY'] must be None or a non-negative integer of milliseconds, got {retry!r}.",
                 hint="EventSource reads only digits in 'retry:'; use e.g. 3000, or None to send no hint.",
-                id="streaming_app.E007",
+                id="streaming_app.E008",
             )
         )
     return messages

@@ -9,11 +9,12 @@ problems with an HTTP status and ``{"error": {"code", "message", "details"}}``:
 1. the method exists (404), takes no items from the client (405: client-stream
    and bidirectional methods need the WebSocket) and has a media type the
    ``Accept`` header allows (406);
-2. authentication with the default classes, as for a WebSocket handshake
+2. the query string can be read and names no parameter twice (400);
+3. authentication with the default classes, as for a WebSocket handshake
    (presented but invalid credentials: 401; CSRF, for a session-authenticated
    POST: 403);
-3. the reserved query parameters and the arguments (400);
-4. the view's permissions and argument validation (:func:`.invocation.prepare`).
+4. the reserved query parameters and the arguments (400);
+5. the view's permissions and argument validation (:func:`.invocation.prepare`).
 
 A unary call then runs in the request and answers ``{"d": <result>}`` or its
 error with the HTTP status of the error's code. A server stream answers 200
@@ -314,8 +315,8 @@ class StreamHTTPView(View):
         try:
             method = self.get_method(name)
             media_type = self.choose_media_type(request, method)
+            query = self.single_values(request)  # before authentication reads ?ticket=
             drf_request = await self.authenticate(request)
-            query = self.single_values(request)
             timeout = effective_timeout(self.requested_timeout(query))
             args = self.get_arguments(request, method, query)
             ctx = CallContext(

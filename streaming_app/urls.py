@@ -14,5 +14,6 @@ app_name = "streaming_app"
 
 urlpatterns = [
     path("_ticket", ticket_view, name="ticket"),
-    path("<str:method>", StreamHTTPView.as_view(), name="call"),
+    path("<path:method>", StreamHTTPView.as_view(), name="call"),
+    path("", StreamHTTPView.as_view(), {"method": ""}),  # a JSON 404, like any unknown method
 ]

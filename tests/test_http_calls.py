@@ -422,6 +422,17 @@ def test_post_with_arguments_in_the_query_string_is_400(http):
     assert "payload" in error["details"]["errors"]
 
 
+def test_more_query_parameters_than_django_reads_is_400(http):
+    query = "&".join(f"a{i}=1" for i in range(1200))  # DATA_UPLOAD_MAX_NUMBER_FIELDS is 1000
+    error = assert_error(http.get(f"interop.empty?{query}"), 400, "invalid_argument")
+    assert "query string" in error["message"]
+
+
+def test_path_under_the_prefix_that_names_no_method_is_a_json_404(http, daphne_server):
+    for path in ("", "a/b", "..%2F..%2Fetc"):
+        assert_error(http.get(f"{daphne_server.http_url}/streams/{path}"), 404, "not_found")
+
+
 def test_the_server_still_answers_after_bad_input(http):
     http.post("interop.unary", content=b"\x00\xff{")
     http.get("interop.count?n=1&n=2")

@@ -30,8 +30,8 @@ def test_sse_retry_may_be_none_or_a_non_negative_integer(retry):
 
 
 @pytest.mark.parametrize("retry", [-1, 1.5, "3000", True])
-def test_sse_retry_of_another_kind_is_error_e007(retry):
-    assert check_ids({"SSE_RETRY": retry}) == ["streaming_app.E007"]
+def test_sse_retry_of_another_kind_is_error_e008(retry):
+    assert check_ids({"SSE_RETRY": retry}) == ["streaming_app.E008"]
 
 
 @pytest.mark.parametrize("interval", [0, -5, "15", None])
