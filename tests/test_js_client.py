@@ -115,3 +115,5 @@ def test_node_tests_of_the_js_client_pass_against_a_real_server(node, js_package
         pytest.fail(f"node --test exited with {result.returncode}:\n{output}", pytrace=False)
     passed = re.search(r"^\S+ pass (\d+)$", output, re.MULTILINE)
     assert passed and int(passed.group(1)) > 0, output
+    # Shown with `pytest -rP`: the counts, and why anything was skipped.
+    print("\n".join(line for line in output.splitlines() if re.match(r"^\S+ (tests|pass|fail|skipped) \d+$|^\s*\ufe63 ", line)))
