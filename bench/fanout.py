@@ -31,7 +31,6 @@ import array
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -81,22 +81,12 @@ async def receive_http(base: str, fmt: str, n: int, size: int) -> tuple[float, f
 
 
 def measure(server: Server, case: str, n: int, size: int, window: int | None, timeout: float) -> Run:
-    cpu0, proc0, wall0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
     if case == "websocket":
         url = f"ws://127.0.0.1:{server.port}/ws/"
         coro = throughput.receive_stream(url, "a", n, size, window)
     else:
         coro = receive_http(f"http://127.0.0.1:{server.port}", case, n, size)
-    elapsed, first, count = asyncio.run(asyncio.wait_for(coro, timeout))
-    cpu1, proc1, wall1 = server.cpu_seconds(), time.process_time(), time.perf_counter()
-    if count != n:
-        raise RuntimeError(f"{server.name} {case}: received {count} items, expected {n}")
-    return Run(
-        items_per_s=n / elapsed,
-        first_ms=first * 1000,
-        server_us_per_item=(cpu1 - cpu0) / max(n, 1) * 1e6,
-        client_cpu=(proc1 - proc0) / (wall1 - wall0),
-    )
+    return throughput.timed_run(server, f"{server.name} {case}", n, lambda: asyncio.run(asyncio.wait_for(coro, timeout)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import websockets
 from websockets.asyncio.client import connect
@@ -248,18 +249,13 @@ def run_client(coro):
     return asyncio.run(coro)
 
 
-def measure(
-    server: Server, variant: str, n: int, size: int, window: int | None, timeout: float, raw_yield_every: int = 0
-) -> Run:
-    path = "/raw/" if variant == "b" else "/ws/"
-    url = f"ws://127.0.0.1:{server.port}{path}"
+def timed_run(server: Server, label: str, n: int, receive: Callable[[], tuple[float, float, int]]) -> Run:
+    """Call ``receive`` (returning elapsed seconds, time to first item, items) and measure CPU around it."""
     cpu0, proc0, wall0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
-    elapsed, first, count = run_client(
-        asyncio.wait_for(receive_stream(url, variant, n, size, window, raw_yield_every), timeout)
-    )
+    elapsed, first, count = receive()
     cpu1, proc1, wall1 = server.cpu_seconds(), time.process_time(), time.perf_counter()
     if count != n:
-        raise RuntimeError(f"{server.name} {variant}: received {count} items, expected {n}")
+        raise RuntimeError(f"{label}: received {count} items, expected {n}")
     return Run(
         items_per_s=n / elapsed,
         first_ms=first * 1000,
@@ -268,7 +264,15 @@ def measure(
     )
 
 
-# -- main -----------------------------------------------------------------------
+def measure(
+    server: Server, variant: str, n: int, size: int, window: int | None, timeout: float, raw_yield_every: int = 0
+) -> Run:
+    path = "/raw/" if variant == "b" else "/ws/"
+    url = f"ws://127.0.0.1:{server.port}{path}"
+    return timed_run(
+        server, f"{server.name} {variant}", n,
+        lambda: run_client(asyncio.wait_for(receive_stream(url, variant, n, size, window, raw_yield_every), timeout)),
+    )
 
 
 def parse_windows(text: str) -> list[int | None]:

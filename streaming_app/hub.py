@@ -111,9 +111,7 @@ class Subscription:
         if len(self._queue) >= self.buffer:
             return False
         self._queue.append(event)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake()
         return True
 
     def fail(self, error: exceptions.StreamError, *, discard: bool) -> None:
@@ -166,10 +164,6 @@ class Hub:
         if loop is None:
             raise RuntimeError("the hub's event loop is gone")
         return loop
-
-    @property
-    def subscriber_count(self) -> int:
-        return sum(len(topic.subscribers) for topic in self.topics.values())
 
     async def listen(self) -> None:
         """Have the broker deliver to this hub (once; concurrent callers share it)."""

@@ -130,6 +130,24 @@ def probe_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterat
 
 
 @pytest.fixture
+def http(daphne_server):
+    """An httpx client of the shared daphne server (tests/httpclient.py)."""
+    from httpclient import client
+
+    with client(daphne_server) as c:
+        yield c
+
+
+@pytest.fixture
+def probe(probe_server):
+    """An httpx client of the probe server, whose handlers report what they saw."""
+    from httpclient import client
+
+    with client(probe_server) as c:
+        yield c
+
+
+@pytest.fixture
 def two_servers(tmp_path, redis_url) -> Iterator[list[Server]]:
     """Two daphne processes of the example project sharing the database and Redis."""
     servers = [start_server(tmp_path, env={"REDIS_URL": redis_url}) for _ in range(2)]

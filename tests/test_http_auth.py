@@ -18,18 +18,6 @@ PASSWORD = "pw-123456"
 
 
 @pytest.fixture
-def http(daphne_server):
-    with client(daphne_server) as c:
-        yield c
-
-
-@pytest.fixture
-def probe(probe_server):
-    with client(probe_server) as c:
-        yield c
-
-
-@pytest.fixture
 def user_token(make_token) -> str:
     return make_token("hana", is_staff=False)
 

@@ -30,18 +30,6 @@ ERROR_STATUS = {
 MAX_BODY = 1_000_000  # MAX_FRAME_BYTES of the example project
 
 
-@pytest.fixture
-def http(daphne_server):
-    with client(daphne_server) as c:
-        yield c
-
-
-@pytest.fixture
-def probe(probe_server):
-    with client(probe_server) as c:
-        yield c
-
-
 def unique_tag() -> str:
     return f"http-{uuid.uuid4().hex}"
 
