@@ -268,3 +268,17 @@ async def test_sse_subscriber_gets_event_ids_as_sse_ids(two_servers, broker):
     first = next(index for index, line in enumerate(received) if line.startswith("id: "))
     assert received[first][4:] in eids
     assert received[first + 1] == "event: next"
+
+
+async def test_a_project_on_another_redis_database_is_not_heard(two_servers, broker, redis_url):
+    """Redis pub/sub ignores database numbers, so the broker puts the number in its channel name."""
+    base, _, db = redis_url.rpartition("/")
+    other_database = RedisBroker(f"{base}/{(int(db or 0) + 1) % 16}", "streaming_app")
+    topic = new_topic()
+    async with connected(two_servers[0].ws_url) as conn:
+        await conn.call(1, "interop.subscribe", {"topic": topic})
+        await until_live([(conn, 1)], publisher(broker), topic)
+        publisher(other_database)(topic, {"from": "the other database"})
+        publisher(broker)(topic, {"from": "ours"})
+        got = await events(conn, 1, 1)
+    assert got[0]["t"] == "next" and got[0]["d"] == {"from": "ours"}, got

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 import redis.asyncio
+from redis.connection import parse_url
 
 from ..exceptions import Unavailable
 from .base import Broker
@@ -70,7 +71,9 @@ class RedisBroker(Broker):
     def __init__(self, url: str, prefix: str) -> None:
         self.url = url
         self.prefix = prefix
-        self.channel = f"{prefix}:events"
+        # Pub/sub ignores the database number: projects sharing one Redis on
+        # different databases would hear each other's events without it.
+        self.channel = f"{prefix}:{parse_url(url).get('db', 0)}:events"
         self._sync: Any = None
         self._sync_lock = threading.Lock()
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
