@@ -109,6 +109,12 @@ else:
 
 STREAMING = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    # interop.subscribe is resumable (../shared/interop.md): its topics keep
+    # their newest 10,000 events for an hour, in Redis when REDIS_URL is set.
+    "TOPIC_HISTORY": {
+        "interop.*": {"size": 10_000, "ttl": 3600},
+        "chat.*": {"size": 500, "ttl": 3600},
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [

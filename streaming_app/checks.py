@@ -8,7 +8,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from .conf import DEFAULTS, IMPORT_STRINGS, POSITIVE_NUMBERS, _import
+from .conf import DEFAULTS, IMPORT_STRINGS, POSITIVE_NUMBERS, _import, streaming_settings
 
 DAPHNE_MAX_MESSAGE = 1024 * 1024
 
@@ -126,6 +126,27 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 hint="Use channels_redis in CHANNEL_LAYERS or set STREAMING['BROKER'] = 'redis://…'; "
                 "silence streaming_app.W005 if the deployment is truly one process.",
                 id="streaming_app.W005",
+            )
+        ]
+    return []
+
+
+@register(Tags.compatibility)
+def check_topic_history(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from .history import parse_policies
+
+    if not isinstance(getattr(settings, "STREAMING", {}), dict):
+        return []  # E001 says so
+    try:
+        parse_policies(streaming_settings.TOPIC_HISTORY)
+    except ImproperlyConfigured as exc:
+        return [
+            Error(
+                str(exc),
+                hint="E.g. STREAMING['TOPIC_HISTORY'] = {'chat.*': {'size': 1000, 'ttl': 3600}}.",
+                id="streaming_app.E009",
             )
         ]
     return []

@@ -57,6 +57,12 @@ DEFAULTS: dict[str, Any] = {
     # Events a subscription holds for a slow reader before it is cut off with
     # resource_exhausted (and the event id to resume from).
     "SUBSCRIPTION_BUFFER": 1000,
+    # Topic history, for resuming after a reconnect: glob patterns of topic
+    # names to {"size": events kept, "ttl": seconds kept (None: no age limit)}.
+    # The first matching pattern wins; a topic that matches none keeps no
+    # history (its subscribers still resume when they missed nothing). E.g.
+    # {"chat.*": {"size": 1000, "ttl": 3600}, "*": {"size": 100}}.
+    "TOPIC_HISTORY": {},
     # HTTP transport (streaming_app.http): the reconnection delay hint sent to
     # EventSource clients as ``retry:``, in milliseconds (None: no hint), and
     # the seconds without output after which an SSE or NDJSON stream sends a

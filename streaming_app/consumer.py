@@ -107,6 +107,10 @@ class ActiveCall:
         if self._sent & YIELD_EVERY_MASK == 1:
             await asyncio.sleep(0)
 
+    async def ready(self, eid: str, recovered: bool | None) -> None:
+        if not self.call.closed:
+            await self.consumer.send_text(wire.encode_ready(self.call.id, eid, recovered))
+
     async def _grant_client_credit(self, n: int) -> None:
         if not self.call.closed:
             await self.consumer.send_text(wire.encode_credit(self.call.id, n))

@@ -54,6 +54,8 @@ class CallContext:
         self._cancelled = False
         self._abort_hook: Callable[[exceptions.StreamError], None] | None = None
         self._subscriptions: list[Subscription] = []
+        self._outlet: Any = None  # where items go (set by invoke); announces ``ready``
+        self._ready_sent = False
 
     @property
     def user(self) -> Any:
@@ -100,7 +102,7 @@ class CallContext:
 
     # -- topics --------------------------------------------------------------------
 
-    def subscribe(self, topic: str, *, buffer: int | None = None) -> Subscription:
+    def subscribe(self, topic: str, *, resumable: bool | None = None, buffer: int | None = None) -> Subscription:
         """What is published on ``topic`` from now on, if the view allows this user to read it.
 
         ``async for event in ctx.subscribe(topic): yield event`` relays a topic;
@@ -109,16 +111,44 @@ class CallContext:
         may subscribe. A subscriber too slow for its buffer ends the call with
         ``resource_exhausted`` at once, even while it waits for credit. The
         subscription ends with the call.
+
+        The call's first subscription is resumable (``resumable=None``): when
+        it goes live the client gets ``ready`` with its position, and a call
+        that carried a resume point gets what it missed first. Further
+        subscriptions of the call are not (their event ids belong to other
+        topics), unless ``resumable=True``.
         """
         from .db import call_sync_policy
         from .topics import subscribe
 
-        subscription = subscribe(topic, buffer=buffer, on_error=self.abort)
+        if resumable is None:
+            resumable = not self._subscriptions and not self._ready_sent
+        subscription = subscribe(
+            topic,
+            resume=self.resume if resumable else None,
+            buffer=buffer,
+            on_error=self.abort,
+            on_ready=self.ready if resumable else None,
+        )
         view = self.view
         if view is not None:
             subscription.authorize = lambda: call_sync_policy(view.check_topic_permissions, topic)
         self._subscriptions.append(subscription)
         return subscription
+
+    async def ready(self, eid: str, recovered: bool | None = None) -> None:
+        """Tell the client the stream is live after ``eid``: the ``ready`` frame, once per call.
+
+        Subscriptions announce themselves; a stream method that makes its own
+        resumable items (``yield Event(data, eid=...)``, resuming from
+        ``ctx.resume``) calls this before its first item, with ``recovered``
+        saying whether it could start right after ``ctx.resume`` (None when the
+        call did not resume).
+        """
+        if self._ready_sent or self._outlet is None:
+            return
+        self._ready_sent = True
+        await self._outlet.ready(eid, recovered if self.resume is not None else None)
 
     def abort(self, error: exceptions.StreamError) -> None:
         """End the call with ``error`` now, wherever its handler is waiting."""

@@ -67,7 +67,8 @@ class ModelStreamView(StreamView):
 
     @server_stream
     async def watch(self, ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
-        changes = await ctx.subscribe(model_topic(self.get_model()))
+        # Not resumable: a resumed watcher would need the rows it saw, so it reloads instead.
+        changes = await ctx.subscribe(model_topic(self.get_model()), resumable=False)
         visible: set[Any] = set()
         after = None
         while True:

@@ -193,6 +193,12 @@ class HttpStream:
         self._buffered_bytes += len(record)
         self._data.set()
 
+    async def ready(self, eid: str, recovered: bool | None) -> None:
+        record = self.records.ready(eid, recovered)
+        self._buffer.append(record)
+        self._buffered_bytes += len(record)
+        self._data.set()
+
     # -- the handler's task -------------------------------------------------------
 
     async def produce(self) -> None:

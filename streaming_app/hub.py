@@ -5,8 +5,14 @@ process on the broker, not one per subscriber, and the event's JSON is made
 once, by the publisher, and shared by every subscriber's frame. Each
 subscription has a bounded queue, so a slow subscriber is cut off with
 ``resource_exhausted`` (and where to resume) instead of growing memory or
-silently losing events; a gap in a topic's offsets (events lost between the
-broker and this process) fails its subscribers with ``data_loss``.
+silently losing events. A gap in a topic's offsets (events lost between the
+broker and this process) is filled from the topic's history when it keeps one,
+and otherwise fails its subscribers with ``data_loss``.
+
+A subscription may resume after an event id: it goes live first, then reads
+what it missed from the history, so nothing published in between is lost or
+doubled; if the history does not reach back, it says so (``recovered`` is
+False) and replays nothing.
 """
 
 from __future__ import annotations
@@ -20,8 +26,20 @@ from . import exceptions
 from .brokers import get_broker
 from .brokers.base import Broker
 from .events import Event
+from .history import history_policy
 
 ErrorHook = Callable[[exceptions.StreamError], None]
+ReadyHook = Callable[[str, "bool | None"], Awaitable[None]]
+
+
+def parse_eid(eid: str) -> tuple[str, int]:
+    """An event id's epoch and offset; ``invalid_argument`` for anything else."""
+    epoch, sep, offset = eid.rpartition(":") if isinstance(eid, str) else ("", "", "")
+    if not sep or not epoch or not offset.isdigit() or len(offset) > 18:
+        raise exceptions.InvalidArgument(
+            f"Invalid resume point {str(eid)[:100]!r}: an event id is '<epoch>:<offset>'.", {"resume": str(eid)[:100]}
+        )
+    return epoch, int(offset)
 
 
 class Subscription:
@@ -29,19 +47,34 @@ class Subscription:
 
     It goes live when awaited (``sub = await subscribe(topic)``), entered
     (``async with``) or first iterated; events published before that are not
-    delivered. ``position`` is the event id it went live after; ``last_eid``
-    the id of the last event it handed out.
+    delivered, unless it resumes after an event id (``resume``) and the
+    topic's history reaches back to it. ``position`` is the event id it
+    delivers after (the resume point when ``recovered``); ``last_eid`` the id
+    of the last event it handed out.
     """
 
-    def __init__(self, topic: str, *, buffer: int, on_error: ErrorHook | None = None) -> None:
+    def __init__(
+        self,
+        topic: str,
+        *,
+        buffer: int,
+        on_error: ErrorHook | None = None,
+        resume: str | None = None,
+        on_ready: ReadyHook | None = None,
+    ) -> None:
         self.topic = topic
         self.buffer = buffer
+        self.resume = resume
+        self.recovered: bool | None = None  # set once live, when resuming
         self.position: str | None = None
         self.last_eid: str | None = None
         self._on_error = on_error
+        self._on_ready = on_ready
         # Asked before going live (a view's topic permissions); raises to refuse.
         self.authorize: Callable[[], Awaitable[Any]] | None = None
         self._queue: deque[Event] = deque()
+        self._backlog: deque[Event] = deque()  # missed events from the history, read first
+        self._skip_through = 0  # offsets the reader had before this process delivered them
         self._waiter: asyncio.Future[None] | None = None
         self._error: exceptions.StreamError | None = None
         self._hub: Hub | None = None
@@ -51,10 +84,14 @@ class Subscription:
 
     async def start(self) -> Subscription:
         if self._hub is None and not self._closed:
+            if self.resume is not None:
+                parse_eid(self.resume)
             if self.authorize is not None:
                 await self.authorize()
             self._hub = get_hub()
             await self._hub.add(self)
+            if self._on_ready is not None and self.position is not None:
+                await self._on_ready(self.position, self.recovered)
         return self
 
     def __await__(self) -> Any:
@@ -84,6 +121,10 @@ class Subscription:
         if self._hub is None:
             await self.start()
         while True:
+            if self._backlog:
+                event = self._backlog.popleft()
+                self.last_eid = event.eid
+                return event
             if self._queue:
                 event = self._queue.popleft()
                 self.last_eid = event.eid
@@ -100,14 +141,16 @@ class Subscription:
 
     def resume_point(self, *, queued: bool) -> str | None:
         """Where its reader resumes: after the last event it got (or will get, if ``queued``)."""
-        if queued and self._queue:
-            return self._queue[-1].eid
+        if queued and (self._queue or self._backlog):
+            return (self._queue or self._backlog)[-1].eid
         return self.last_eid or self.position
 
     # -- called by the hub -------------------------------------------------------
 
-    def push(self, event: Event) -> bool:
+    def push(self, event: Event, offset: int) -> bool:
         """Queue one event; False when the queue is full."""
+        if offset <= self._skip_through:
+            return True
         if len(self._queue) >= self.buffer:
             return False
         self._queue.append(event)
@@ -123,6 +166,7 @@ class Subscription:
         self._error = error
         if discard:
             self._queue.clear()
+            self._backlog.clear()
         self._wake()
         if self._on_error is not None:
             self._on_error(error)
@@ -139,14 +183,17 @@ class Subscription:
 class _Topic:
     """A topic this process has subscribers for, and how far it has read it."""
 
-    __slots__ = ("subscribers", "epoch", "offset", "ready", "pending")
+    __slots__ = ("subscribers", "epoch", "offset", "ready", "holding", "pending")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.subscribers: set[Subscription] = set()
         self.epoch: str | None = None
         self.offset = 0
         self.ready: asyncio.Future[None] = loop.create_future()
-        self.pending: list[tuple[str, str]] = []  # events that came before the position
+        # While its position is read, or a gap is filled from the history,
+        # new events wait in ``pending``, in order.
+        self.holding = True
+        self.pending: list[tuple[str, str]] = []
 
 
 class Hub:
@@ -185,7 +232,41 @@ class Hub:
         await asyncio.shield(topic.ready)
         # No await from here on: the position is exactly where delivery starts.
         topic.subscribers.add(subscription)
-        subscription.position = f"{topic.epoch}:{topic.offset}"
+        epoch, here = topic.epoch, topic.offset
+        subscription.position = f"{epoch}:{here}"
+        if subscription.resume is not None:
+            # Live first, history second: what is published meanwhile is queued.
+            await self._recover(subscription, epoch, here)  # type: ignore[arg-type]
+
+    async def _recover(self, subscription: Subscription, epoch: str, here: int) -> None:
+        """Queue what a resuming subscriber missed, if the history still has all of it."""
+        resume = subscription.resume
+        assert resume is not None
+        resume_epoch, after = parse_eid(resume)
+        recovered = False
+        if resume_epoch == epoch:
+            if after == here:
+                recovered = True
+            elif after < here:
+                backlog = await self.broker.history(subscription.topic, after, here)
+                if backlog.epoch == epoch and backlog.events is not None:
+                    subscription._backlog.extend(
+                        Event.from_json(data_json, eid=f"{epoch}:{offset}", topic=subscription.topic)
+                        for offset, data_json in backlog.events
+                    )
+                    recovered = True
+            else:
+                # The reader got further on another process than this one has read yet.
+                backlog = await self.broker.history(subscription.topic, after, after)
+                if backlog.epoch == epoch and after <= backlog.newest:
+                    subscription._skip_through = after
+                    subscription._queue = deque(
+                        event for event in subscription._queue if parse_eid(event.eid or "")[1] > after
+                    )
+                    recovered = True
+        subscription.recovered = recovered
+        if recovered:
+            subscription.position = resume
 
     async def _locate(self, name: str, topic: _Topic) -> None:
         """Learn the topic's position, then deliver what came in meanwhile past it."""
@@ -197,10 +278,19 @@ class Hub:
             topic.ready.set_exception(exc)
             topic.ready.exception()  # retrieved: the subscribers waiting re-raise it
             return
-        pending, topic.pending = topic.pending, []
-        for eid, data_json in pending:
-            self._advance(name, topic, eid, data_json)
+        self._release(name, topic)
         topic.ready.set_result(None)
+
+    def _release(self, name: str, topic: _Topic) -> None:
+        """Deliver the events that waited, until they are done or a new gap holds them again."""
+        topic.holding = False
+        while topic.pending and not topic.holding:
+            pending, topic.pending = topic.pending, []
+            for index, (eid, data_json) in enumerate(pending):
+                self._advance(name, topic, eid, data_json)
+                if topic.holding:
+                    topic.pending.extend(pending[index + 1 :])
+                    break
 
     def remove(self, subscription: Subscription) -> None:
         topic = self.topics.get(subscription.topic)
@@ -217,7 +307,7 @@ class Hub:
         topic = self.topics.get(name)
         if topic is None:
             return
-        if topic.epoch is None:
+        if topic.holding:
             topic.pending.append((eid, data_json))
             return
         self._advance(name, topic, eid, data_json)
@@ -229,14 +319,41 @@ class Hub:
             if offset <= topic.offset:
                 return  # before this process's position: not for its subscribers
             if offset != topic.offset + 1:
+                if history_policy(name).enabled:
+                    self._hold(name, topic, offset - 1)
+                    topic.pending.append((eid, data_json))
+                    return
                 self._lost(name, topic, offset - topic.offset - 1)
         elif offset != 1:
             self._lost(name, topic, None)
         topic.epoch, topic.offset = epoch, offset
+        self._push(name, topic, eid, offset, data_json)
+
+    def _hold(self, name: str, topic: _Topic, upto: int) -> None:
+        """Hold the topic's delivery while its events up to ``upto`` are read from the history."""
+        topic.holding = True
+        self.loop.create_task(self._fill(name, topic, upto), name=f"streaming_app fill {name}")
+
+    async def _fill(self, name: str, topic: _Topic, upto: int) -> None:
+        """Deliver the events this process missed from the history, or say they are lost."""
+        try:
+            backlog = await self.broker.history(name, topic.offset, upto)
+        except Exception:
+            backlog = None
+        if backlog is not None and backlog.epoch == topic.epoch and backlog.events is not None:
+            for offset, data_json in backlog.events:
+                topic.offset = offset
+                self._push(name, topic, f"{topic.epoch}:{offset}", offset, data_json)
+        else:
+            self._lost(name, topic, upto - topic.offset)
+            topic.offset = upto
+        self._release(name, topic)
+
+    def _push(self, name: str, topic: _Topic, eid: str, offset: int, data_json: str) -> None:
         if not topic.subscribers:
             return
         event = Event.from_json(data_json, eid=eid, topic=name)
-        full = [subscription for subscription in topic.subscribers if not subscription.push(event)]
+        full = [subscription for subscription in topic.subscribers if not subscription.push(event, offset)]
         for subscription in full:
             subscription.fail(
                 exceptions.ResourceExhausted(
@@ -247,12 +364,16 @@ class Hub:
             )
 
     async def resync(self) -> None:
-        """After the broker connection came back: fail the topics that moved on meanwhile."""
+        """After the broker connection came back: catch up the topics that moved on meanwhile, or fail them."""
         for name, topic in list(self.topics.items()):
-            if not topic.ready.done() or topic.ready.exception() is not None:
+            if not topic.ready.done() or topic.ready.exception() is not None or topic.holding:
                 continue
             epoch, offset = await self.broker.position(name)
-            if epoch != topic.epoch or offset > topic.offset:
+            if topic.holding:
+                continue  # a gap found meanwhile is being filled
+            if epoch == topic.epoch and offset > topic.offset and history_policy(name).enabled:
+                self._hold(name, topic, offset)
+            elif epoch != topic.epoch or offset > topic.offset:
                 self._lost(name, topic, offset - topic.offset if epoch == topic.epoch else None)
                 topic.epoch, topic.offset = epoch, offset
 

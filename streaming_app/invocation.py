@@ -38,6 +38,9 @@ class Outlet(Protocol):
     async def send(self, item: Any) -> None:
         """Send one item of a server stream."""
 
+    async def ready(self, eid: str, recovered: bool | None) -> None:
+        """Announce a resumable stream's position (uses no credit)."""
+
 
 async def prepare(method: StreamMethod, ctx: CallContext, args: dict[str, Any]) -> tuple[StreamView, dict[str, Any]]:
     """Check permissions and validate arguments; return the view and the handler's kwargs."""
@@ -100,6 +103,7 @@ async def invoke(
     incoming: AsyncIterator[Any] | None = None,
 ) -> Any:
     """Run the handler to completion; return the call's result (``end``'s ``d``)."""
+    ctx._outlet = outlet
     try:
         return await _run_handler(method, view, ctx, kwargs, outlet, incoming)
     finally:

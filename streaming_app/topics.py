@@ -18,7 +18,7 @@ from . import exceptions
 from .brokers import get_broker
 from .conf import streaming_settings
 from .encoding import json_default
-from .hub import ErrorHook, Subscription
+from .hub import ErrorHook, ReadyHook, Subscription
 from .protocol import frames as wire
 
 __all__ = ["publish", "apublish", "subscribe", "validate_topic", "Subscription"]
@@ -63,13 +63,28 @@ async def apublish(topic: str, data: Any) -> str:
     return await get_broker().apublish(topic, _encode(topic, data))
 
 
-def subscribe(topic: str, *, buffer: int | None = None, on_error: ErrorHook | None = None) -> Subscription:
+def subscribe(
+    topic: str,
+    *,
+    resume: str | None = None,
+    buffer: int | None = None,
+    on_error: ErrorHook | None = None,
+    on_ready: ReadyHook | None = None,
+) -> Subscription:
     """What is published on ``topic`` from now on, as an async iterator of events.
 
     No permission check: inside a stream method use ``ctx.subscribe(topic)``,
-    which asks the view first. ``buffer`` bounds the events waiting for a slow
-    reader (``STREAMING["SUBSCRIPTION_BUFFER"]`` by default); past it the
-    subscription fails with ``resource_exhausted``.
+    which asks the view first. With ``resume`` (an event id the reader has),
+    the events after it come first, if the topic's history still holds them
+    all (``subscription.recovered`` says whether it did). ``buffer`` bounds the
+    events waiting for a slow reader (``STREAMING["SUBSCRIPTION_BUFFER"]`` by
+    default); past it the subscription fails with ``resource_exhausted``.
     """
     validate_topic(topic)
-    return Subscription(topic, buffer=buffer or streaming_settings.SUBSCRIPTION_BUFFER, on_error=on_error)
+    return Subscription(
+        topic,
+        buffer=buffer or streaming_settings.SUBSCRIPTION_BUFFER,
+        on_error=on_error,
+        resume=resume,
+        on_ready=on_ready,
+    )

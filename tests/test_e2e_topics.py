@@ -40,6 +40,8 @@ async def until_live(subscribers: list[tuple[Connection, int]], publish, topic: 
         for conn, call_id in waiting:
             try:
                 frame = await conn.recv_for(call_id, timeout=0.1)
+                if frame["t"] == "ready":
+                    frame = await conn.recv_for(call_id, timeout=0.1)
             except asyncio.TimeoutError:
                 still.append((conn, call_id))
                 continue
@@ -56,7 +58,7 @@ async def events(conn: Connection, call_id: int, count: int, timeout: float = 10
     deadline = time.monotonic() + timeout
     while len(frames) < count:
         frame = await conn.recv_for(call_id, timeout=max(deadline - time.monotonic(), 0.001))
-        if frame["t"] == "next" and isinstance(frame["d"], dict) and "probe" in frame["d"]:
+        if frame["t"] == "ready" or frame["t"] == "next" and isinstance(frame["d"], dict) and "probe" in frame["d"]:
             continue
         frames.append(frame)
         if frame["t"] != "next":
@@ -207,34 +209,49 @@ def private_redis(tmp_path):
         process.wait(10)
 
 
-async def test_lost_broker_connection_never_gaps_a_stream_silently(tmp_path, private_redis):
-    server = start_server(tmp_path, env={"REDIS_URL": private_redis})
-    try:
-        topic = new_topic()
-        broker = RedisBroker(private_redis, "streaming_app")
-        publish = publisher(broker)
-        admin = redis.Redis.from_url(private_redis)
-        async with connected(server.ws_url) as sub:
-            await sub.call(1, "interop.subscribe", {"topic": topic})
-            await until_live([(sub, 1)], publish, topic)
-            admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-            for n in range(500):  # some of these are published while the server reconnects
-                publish(topic, {"n": n})
-            frames = await events(sub, 1, 500, timeout=15)
-        if frames[-1]["t"] == "error":
-            assert frames[-1]["code"] == "data_loss", frames[-1]
-            assert "resume" in frames[-1]["details"]
-            frames = frames[:-1]
-        else:
-            assert len(frames) == 500
-        numbers = [frame["d"]["n"] for frame in frames]
-        assert numbers == list(range(len(numbers)))  # whatever arrived has no hole
+async def publish_through_a_broken_connection(server, private_redis: str, topic: str, count: int) -> list[dict]:
+    """Subscribe, kill the server's pub/sub connection, publish ``count`` events; the frames that arrive."""
+    publish = publisher(RedisBroker(private_redis, "streaming_app"))
+    admin = redis.Redis.from_url(private_redis)
+    async with connected(server.ws_url) as sub:
+        await sub.call(1, "interop.subscribe", {"topic": topic})
+        await until_live([(sub, 1)], publish, topic)
+        admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        for n in range(count):  # some of these are published while the server reconnects
+            publish(topic, {"n": n})
+        frames = await events(sub, 1, count, timeout=15)
         # The server's broker connection came back: a new subscriber gets new events.
         async with connected(server.ws_url) as again:
             await again.call(1, "interop.subscribe", {"topic": topic})
             await until_live([(again, 1)], publish, topic)
+    return frames
+
+
+async def test_lost_broker_connection_is_caught_up_from_the_topic_history(tmp_path, private_redis):
+    server = start_server(tmp_path, env={"REDIS_URL": private_redis})
+    try:
+        frames = await publish_through_a_broken_connection(server, private_redis, new_topic(), 500)
     finally:
         server.stop()
+    assert [frame["t"] for frame in frames] == ["next"] * 500
+    assert [frame["d"]["n"] for frame in frames] == list(range(500))
+    assert offsets(frames) == list(range(offsets(frames)[0], offsets(frames)[0] + 500))
+
+
+async def test_lost_broker_connection_without_history_never_gaps_a_stream_silently(tmp_path, private_redis):
+    server = start_server(tmp_path, env={"REDIS_URL": private_redis, "DJANGO_SETTINGS_MODULE": "nohistory_settings"})
+    try:
+        frames = await publish_through_a_broken_connection(server, private_redis, new_topic(), 500)
+    finally:
+        server.stop()
+    if frames[-1]["t"] == "error":
+        assert frames[-1]["code"] == "data_loss", frames[-1]
+        assert "resume" in frames[-1]["details"]
+        frames = frames[:-1]
+    else:
+        assert len(frames) == 500
+    numbers = [frame["d"]["n"] for frame in frames]
+    assert numbers == list(range(len(numbers)))  # whatever arrived has no hole
 
 
 async def test_sse_subscriber_gets_event_ids_as_sse_ids(two_servers, broker):
@@ -258,16 +275,17 @@ async def test_sse_subscriber_gets_event_ids_as_sse_ids(two_servers, broker):
                 for attempt in range(100):  # publish until the subscription is live
                     eids.append(broker.publish(f"interop.{topic}", json.dumps({"n": attempt})))
                     await asyncio.sleep(0.1)
-                    if any(line.startswith("id:") for line in list(lines._queue)):
+                    if "event: next" in list(lines._queue):
                         break
                 received = []
                 while not lines.empty():
                     received.append(lines.get_nowait())
             finally:
                 reader.cancel()
-    first = next(index for index, line in enumerate(received) if line.startswith("id: "))
-    assert received[first][4:] in eids
-    assert received[first + 1] == "event: next"
+    ready = received.index("event: ready")
+    assert received[ready - 1].startswith("id: ") and received[ready + 1].startswith("data: {")
+    first = received.index("event: next")
+    assert received[first - 1].startswith("id: ") and received[first - 1][4:] in eids
 
 
 async def test_a_project_on_another_redis_database_is_not_heard(two_servers, broker, redis_url):

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 import weakref
+from collections import deque
+from itertools import islice
 from typing import TYPE_CHECKING
 
-from .base import Broker
+from ..history import history_policy
+from .base import Backlog, Broker
 
 if TYPE_CHECKING:
     from ..hub import Hub
@@ -16,21 +20,32 @@ if TYPE_CHECKING:
 class MemoryBroker(Broker):
     """Events reach the subscribers of this process only.
 
-    Publishing is thread-safe: an event is numbered and handed to every event
-    loop's hub under one lock, so each hub sees every topic in offset order
-    even when threads publish at once.
+    Publishing is thread-safe: an event is numbered, kept in its topic's
+    history and handed to every event loop's hub under one lock, so each hub
+    sees every topic in offset order even when threads publish at once.
     """
 
     def __init__(self) -> None:
         self.epoch = secrets.token_hex(4)
         self._offsets: dict[str, int] = {}
+        # Per topic: (offset, monotonic time, data_json), newest last.
+        self._history: dict[str, deque[tuple[int, float, str]]] = {}
         self._hubs: weakref.WeakSet[Hub] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     def publish(self, topic: str, data_json: str) -> str:
+        policy = history_policy(topic)
         with self._lock:
             offset = self._offsets[topic] = self._offsets.get(topic, 0) + 1
             eid = f"{self.epoch}:{offset}"
+            if policy.enabled:
+                kept = self._history.get(topic)
+                if kept is None or kept.maxlen != policy.size:
+                    kept = self._history[topic] = deque(kept or (), maxlen=policy.size)
+                kept.append((offset, time.monotonic(), data_json))
+                self._expire(kept, policy.ttl)
+            else:
+                self._history.pop(topic, None)
             for hub in list(self._hubs):
                 try:
                     hub.loop.call_soon_threadsafe(hub.deliver, topic, eid, data_json)
@@ -44,6 +59,29 @@ class MemoryBroker(Broker):
     async def position(self, topic: str) -> tuple[str, int]:
         with self._lock:
             return self.epoch, self._offsets.get(topic, 0)
+
+    async def history(self, topic: str, after: int, upto: int) -> Backlog:
+        with self._lock:
+            newest = self._offsets.get(topic, 0)
+            if upto <= after:
+                return Backlog(self.epoch, newest, [])
+            kept = self._history.get(topic)
+            if not kept:
+                return Backlog(self.epoch, newest, None)
+            self._expire(kept, history_policy(topic).ttl)
+            if not kept or kept[0][0] > after + 1 or upto > newest:
+                return Backlog(self.epoch, newest, None)
+            first = kept[0][0]
+            events = [(offset, data_json) for offset, _, data_json in islice(kept, after + 1 - first, upto + 1 - first)]
+        return Backlog(self.epoch, newest, events)
+
+    @staticmethod
+    def _expire(kept: deque[tuple[int, float, str]], ttl: float | None) -> None:
+        if ttl is None:
+            return
+        cutoff = time.monotonic() - ttl
+        while kept and kept[0][1] < cutoff:
+            kept.popleft()
 
     async def listen(self, hub: Hub) -> None:
         with self._lock:

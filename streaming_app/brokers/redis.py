@@ -28,24 +28,52 @@ import redis.asyncio
 from redis.connection import parse_url
 
 from ..exceptions import Unavailable
-from .base import Broker
+from ..history import history_policy
+from .base import Backlog, Broker
 
 if TYPE_CHECKING:
     from ..hub import Hub
 
 logger = logging.getLogger("streaming_app")
 
-# KEYS[1] topic state hash; ARGV: channel, topic, data, new epoch, state TTL.
+# KEYS[1] topic state hash, KEYS[2] topic history stream; ARGV: channel, topic,
+# data, new epoch, state TTL (s), history size (0: none), history TTL (ms, 0: none).
+# History entries have the id "<offset>-0", so a range of offsets is an XRANGE;
+# a new epoch starts with an empty history.
 PUBLISH_SCRIPT = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[4]
   redis.call('HSET', KEYS[1], 'epoch', epoch)
+  redis.call('DEL', KEYS[2])
 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 local eid = epoch .. ':' .. seq
 redis.call('PUBLISH', ARGV[1], ARGV[2] .. '\\n' .. eid .. '\\n' .. ARGV[3])
+local size = tonumber(ARGV[6])
+if size > 0 then
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  redis.call('XADD', KEYS[2], 'MAXLEN', size, seq .. '-0', 't', ms, 'd', ARGV[3])
+  local ttl = tonumber(ARGV[7])
+  if ttl > 0 then
+    local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+    if oldest and tonumber(oldest[2][2]) < ms - ttl then
+      local last = nil
+      for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 100)) do
+        if tonumber(entry[2][2]) >= ms - ttl then break end
+        last = entry[1]
+      end
+      redis.call('XTRIM', KEYS[2], 'MINID', (tonumber(string.match(last, '^%d+')) + 1) .. '-0')
+    end
+    redis.call('PEXPIRE', KEYS[2], ttl)
+  else
+    redis.call('EXPIRE', KEYS[2], ARGV[5])
+  end
+else
+  redis.call('DEL', KEYS[2])
+end
 return eid
 """
 
@@ -55,9 +83,19 @@ local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[1]
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  redis.call('DEL', KEYS[2])
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 return {epoch, redis.call('HGET', KEYS[1], 'seq') or '0'}
+"""
+
+# KEYS[1] state hash, KEYS[2] history stream; ARGV: first id, last id.
+# Returns {epoch, seq, entries}: the range and the position read atomically.
+HISTORY_SCRIPT = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then return {'', '0', {}} end
+local entries = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[2])
+return {epoch, redis.call('HGET', KEYS[1], 'seq') or '0', entries}
 """
 
 STATE_TTL = 7 * 24 * 3600  # a topic idle this long starts a new epoch
@@ -82,6 +120,12 @@ class RedisBroker(Broker):
     def state_key(self, topic: str) -> str:
         return f"{self.prefix}:topic:{topic}"
 
+    def history_key(self, topic: str) -> str:
+        return f"{self.prefix}:history:{topic}"
+
+    def _keys(self, topic: str) -> list[str]:
+        return [self.state_key(topic), self.history_key(topic)]
+
     # -- publishing --------------------------------------------------------------
 
     def publish(self, topic: str, data_json: str) -> str:
@@ -91,7 +135,7 @@ class RedisBroker(Broker):
                 self._sync = (client, client.register_script(PUBLISH_SCRIPT))
         _, script = self._sync
         try:
-            eid = script(keys=[self.state_key(topic)], args=self._publish_args(topic, data_json))
+            eid = script(keys=self._keys(topic), args=self._publish_args(topic, data_json))
         except (redis.RedisError, OSError) as exc:
             raise Unavailable(f"The broker (Redis) is unreachable: {exc}") from exc
         return eid.decode()
@@ -99,21 +143,39 @@ class RedisBroker(Broker):
     async def apublish(self, topic: str, data_json: str) -> str:
         _, script = self._client()
         try:
-            eid = await script(keys=[self.state_key(topic)], args=self._publish_args(topic, data_json))
+            eid = await script(keys=self._keys(topic), args=self._publish_args(topic, data_json))
         except (redis.RedisError, OSError) as exc:
             raise Unavailable(f"The broker (Redis) is unreachable: {exc}") from exc
         return eid.decode()
 
     def _publish_args(self, topic: str, data_json: str) -> list[Any]:
-        return [self.channel, topic, data_json, secrets.token_hex(4), STATE_TTL]
+        policy = history_policy(topic)
+        ttl_ms = round(policy.ttl * 1000) if policy.ttl is not None else 0
+        return [self.channel, topic, data_json, secrets.token_hex(4), STATE_TTL, policy.size, ttl_ms]
 
     async def position(self, topic: str) -> tuple[str, int]:
         client, _ = self._client()
         try:
-            epoch, seq = await client.eval(POSITION_SCRIPT, 1, self.state_key(topic), secrets.token_hex(4), STATE_TTL)
+            epoch, seq = await client.eval(POSITION_SCRIPT, 2, *self._keys(topic), secrets.token_hex(4), STATE_TTL)
         except (redis.RedisError, OSError) as exc:
             raise Unavailable(f"The broker (Redis) is unreachable: {exc}") from exc
         return epoch.decode(), int(seq)
+
+    async def history(self, topic: str, after: int, upto: int) -> Backlog:
+        client, _ = self._client()
+        try:
+            epoch, seq, entries = await client.eval(
+                HISTORY_SCRIPT, 2, *self._keys(topic), f"{after + 1}-0", f"{max(upto, after + 1)}-0"
+            )
+        except (redis.RedisError, OSError) as exc:
+            raise Unavailable(f"The broker (Redis) is unreachable: {exc}") from exc
+        newest = int(seq)
+        if upto <= after:
+            return Backlog(epoch.decode(), newest, [])
+        events = [(int(entry_id.split(b"-", 1)[0]), dict(_pairs(fields))[b"d"].decode()) for entry_id, fields in entries]
+        if len(events) != upto - after or (events and events[0][0] != after + 1):
+            return Backlog(epoch.decode(), newest, None)  # trimmed, expired or never kept
+        return Backlog(epoch.decode(), newest, events)
 
     def _client(self) -> tuple[Any, Any]:
         """This event loop's client and publish script (redis.asyncio connections belong to one loop)."""
@@ -195,3 +257,7 @@ class RedisBroker(Broker):
         entry = self._clients.pop(loop, None)
         if entry is not None:
             await entry[0].aclose()
+
+
+def _pairs(fields: list[bytes]) -> list[tuple[bytes, bytes]]:
+    return list(zip(fields[::2], fields[1::2]))
