@@ -93,3 +93,62 @@ def test_an_http_error_status_makes_eventsource_give_up_without_reconnecting(pag
     assert wait_for_status(page, "end", "error", "failed") == "failed"
     time.sleep(1.5)
     assert len(page.stream_requests) == 1
+
+
+# -- resuming with Last-Event-ID ------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_server(django_db_setup, django_db_blocker, tmp_path, redis_url):
+    """A daphne of the example project on Redis, which a test may kill and start again on its port."""
+    from conftest import start_server
+
+    def start(port: int | None = None):
+        with django_db_blocker.unblock():
+            return start_server(tmp_path, env={"REDIS_URL": redis_url}, port=port)
+
+    servers = [start()]
+    yield servers, start
+    for server in servers:
+        server.stop()
+
+
+def test_eventsource_resumes_with_last_event_id_after_the_server_restarts(page, redis_server, redis_url):
+    import signal
+    import uuid
+
+    from streaming_app.brokers.redis import RedisBroker
+
+    (servers, start) = redis_server
+    server = servers[0]
+    topic = f"sse{uuid.uuid4().hex[:10]}"
+    broker = RedisBroker(redis_url, "streaming_app")
+    requests = []
+    page.on("request", lambda request: "interop.subscribe" in request.url and requests.append(request))
+    page.goto(f"{server.http_url}/demo/sse/?n=1")
+    page.evaluate(
+        """topic => {
+            window.got = []; window.readies = [];
+            const source = new EventSource(`/streams/interop.subscribe?topic=${topic}`);
+            source.addEventListener('ready', e => window.readies.push([e.lastEventId, JSON.parse(e.data)]));
+            source.addEventListener('next', e => window.got.push([e.lastEventId, JSON.parse(e.data)]));
+        }""",
+        topic,
+    )
+    page.wait_for_function("window.readies.length === 1")
+    eids = [broker.publish(f"interop.{topic}", json.dumps(n)) for n in range(10)]
+    page.wait_for_function("window.got.length === 10")
+    server.process.send_signal(signal.SIGKILL)  # the browser's connection breaks
+    server.process.wait(10)
+    eids += [broker.publish(f"interop.{topic}", json.dumps(n)) for n in range(10, 20)]  # while it is down
+    servers.append(start(server.port))
+    page.wait_for_function("window.got.length >= 20", timeout=30_000)  # EventSource retries by itself
+    eids += [broker.publish(f"interop.{topic}", json.dumps(20))]
+    page.wait_for_function("window.got.length >= 21")
+    got = page.evaluate("window.got")
+    readies = page.evaluate("window.readies")
+    resumed = requests[-1]
+    assert [data for _, data in got] == list(range(21))
+    assert [eid for eid, _ in got] == eids
+    assert resumed.all_headers().get("last-event-id") == eids[9]
+    assert readies[1] == [eids[9], {"eid": eids[9], "recovered": True}]
