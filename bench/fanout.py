@@ -13,12 +13,15 @@ publish to the last delivery), p50/p99 publish-to-receive latency, and loss
 
 * ``streaming_app``: subscribers call ``interop.subscribe``; the publisher
   calls ``RedisBroker.apublish`` (what ``streaming_app.apublish`` does);
+* ``streaming_app+history``: the same with the topic keeping history
+  (10,000 events, an hour), which resuming needs: the publish script also
+  appends to a Redis stream and trims it;
 * ``plain core``: a Channels consumer joining a group per connection, and
   ``group_send`` on channels_redis's ``RedisChannelLayer`` (what users write today);
 * ``plain pubsub``: the same consumer on ``RedisPubSubChannelLayer``.
 
     .venv/bin/python bench/fanout.py
-    .venv/bin/python bench/fanout.py --subscribers 200 --variants streaming_app
+    .venv/bin/python bench/fanout.py --subscribers 200 --variants streaming_app,streaming_app+history
 
 Needs Redis (REDIS_URL, default redis://127.0.0.1:6379/0). Only 127.0.0.1 is
 contacted; every phase is bounded in time.
@@ -137,11 +140,23 @@ def payload(phase: int, seq: int) -> str:
 
 
 async def make_publisher(variant: str, redis_url: str):
-    if variant == "streaming_app":
+    if variant.startswith("streaming_app"):
+        from django.conf import settings
+        from django.test.utils import override_settings
+
         from streaming_app.brokers.redis import RedisBroker
 
+        # The publisher keeps the history: its settings must say so, as the servers' do.
+        history = {"interop.*": {"size": 10_000, "ttl": 3600}} if variant.endswith("+history") else {}
+        override = override_settings(STREAMING={**settings.STREAMING, "TOPIC_HISTORY": history})
+        override.enable()
         broker = RedisBroker(redis_url, "streaming_app")
-        return lambda text: broker.apublish(f"interop.{TOPIC}", text), broker.close
+
+        async def close() -> None:
+            await broker.close()
+            override.disable()
+
+        return lambda text: broker.apublish(f"interop.{TOPIC}", text), close
     if variant == "plain core":
         from channels_redis.core import RedisChannelLayer as Layer
     else:
@@ -159,7 +174,8 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run_variant(variant: str, args: argparse.Namespace, redis_url: str) -> dict:
     env = {**os.environ, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "bench.fanout_settings",
-           "BENCH_LAYER": "pubsub" if variant == "plain pubsub" else "core", "PYTHONPATH": str(ROOT)}
+           "BENCH_LAYER": "pubsub" if variant == "plain pubsub" else "core", "PYTHONPATH": str(ROOT),
+           "BENCH_HISTORY": "1" if variant.endswith("+history") else "0"}
     tmp = Path(tempfile.mkdtemp(prefix="fanout-"))
     ports = [free_port(), free_port()]
     servers = [
@@ -171,13 +187,14 @@ async def run_variant(variant: str, args: argparse.Namespace, redis_url: str) ->
     try:
         for server, port in zip(servers, ports):
             wait_for_port(port, server)
-        path = "ws/" if variant == "streaming_app" else "group/"
+        streaming = variant.startswith("streaming_app")
+        path = "ws/" if streaming else "group/"
         urls = [f"ws://127.0.0.1:{ports[i % 2]}/{path}" for i in range(args.subscribers)]
         halves = [urls[0::2], urls[1::2]]
         for k, half in enumerate(halves):
             receivers.append(subprocess.Popen(
                 [python_executable(), __file__, "--receiver", str(tmp / f"r{k}.json"),
-                 "--streaming" if variant == "streaming_app" else "--plain", *half],
+                 "--streaming" if streaming else "--plain", *half],
                 cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             ))
         publish, close = await make_publisher(variant, redis_url)
@@ -244,7 +261,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--drain", type=float, default=10.0, help="seconds to wait for deliveries after the burst")
-    parser.add_argument("--variants", default="streaming_app,plain core,plain pubsub")
+    parser.add_argument("--variants", default="streaming_app,streaming_app+history,plain core,plain pubsub")
     parser.add_argument("--receiver", help=argparse.SUPPRESS)
     parser.add_argument("--streaming", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
@@ -261,13 +278,14 @@ def main() -> None:
     rows = [asyncio.run(run_variant(v.strip(), args, redis_url)) for v in args.variants.split(",")]
     print(f"\n{args.subscribers} subscribers on 2 daphne processes, Redis {redis_url}")
     print(f"phase 1: {args.rate:g} publishes/s for {args.seconds:g} s; phase 2: {args.burst} publishes flat out\n")
-    print("| variant | phase | deliveries/s | p50 ms | p99 ms | loss | failed conns |")
-    print("|---|---|---|---|---|---|---|")
+    print("| variant | phase | deliveries/s | p50 ms | p99 ms | loss | failed conns | publishes/s |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         for phase, name in ((1, f"{args.rate:g}/s"), (2, "flat out")):
             p = row[phase]
+            rate = f"{args.burst / row['publish_s_burst']:,.0f}" if phase == 2 else f"{args.rate:g}"
             print(f"| {row['variant']} | {name} | {p['per_s']:,.0f} | {p['p50_ms']:.1f} | {p['p99_ms']:.1f} | "
-                  f"{p['loss']:.1%} | {row['failed_connections']} |")
+                  f"{p['loss']:.1%} | {row['failed_connections']} | {rate} |")
 
 
 if __name__ == "__main__":

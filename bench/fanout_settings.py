@@ -1,7 +1,8 @@
 """Settings for bench/fanout.py: the example project's, with the channel layer picked by BENCH_LAYER.
 
 ``core`` (channels_redis's RedisChannelLayer, what most projects use) or
-``pubsub`` (RedisPubSubChannelLayer), both on REDIS_URL.
+``pubsub`` (RedisPubSubChannelLayer), both on REDIS_URL; topic history on
+with BENCH_HISTORY=1.
 """
 
 import os
@@ -18,4 +19,11 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
     }
 }
-STREAMING = {"BROKER": os.environ["REDIS_URL"], "HEARTBEAT_INTERVAL": 300, "HEARTBEAT_TIMEOUT": 600}
+# BENCH_HISTORY=1: the topic keeps history (what resuming costs while nobody resumes).
+HISTORY = {"interop.*": {"size": 10_000, "ttl": 3600}} if os.environ.get("BENCH_HISTORY") == "1" else {}
+STREAMING = {
+    "BROKER": os.environ["REDIS_URL"],
+    "HEARTBEAT_INTERVAL": 300,
+    "HEARTBEAT_TIMEOUT": 600,
+    "TOPIC_HISTORY": HISTORY,
+}
