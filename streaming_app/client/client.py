@@ -463,9 +463,15 @@ class _PendingStream:
 
     @property
     def result(self) -> Any:
+        """The stream's return value, once the loop has finished."""
         if self._stream is None:
             raise RuntimeError("the stream has not been iterated")
         return self._stream.result
+
+    @property
+    def last_eid(self) -> str | None:
+        """The event id of the last item handed out (resumable streams), or None."""
+        return None if self._stream is None else self._stream.last_eid
 
     async def aclose(self) -> None:
         if self._stream is not None:
