@@ -243,20 +243,33 @@ def redis_server(tmp_path, redis_url):
     server.stop()
 
 
+def in_orm(action):
+    """Run ``action`` in a worker thread and close that thread's connection (so teardown can drop the test database)."""
+    from asgiref.sync import sync_to_async
+    from django.db import connection
+
+    def run():
+        try:
+            return action()
+        finally:
+            connection.close()
+
+    return sync_to_async(run)()
+
+
 @pytest.mark.redis
 async def test_notes_changed_through_the_orm_update_and_leave_the_live_list(context, redis_server):
-    from asgiref.sync import sync_to_async
     from playwright.async_api import expect
 
     from project.demo.models import Note
 
     demo = await DemoPage.open(context, redis_server)
     await expect(demo.page.locator("#notes [data-status]")).to_have_attribute("data-status", "live")
-    note = await sync_to_async(Note.objects.create)(text="from the ORM")
+    note = await in_orm(lambda: Note.objects.create(text="from the ORM"))
     row = demo.page.locator(f"#notes [data-notes] li[data-pk='{note.pk}']")
     await expect(row).to_have_text("from the ORM")
     note.text = "edited in the ORM"
-    await sync_to_async(note.save)()
+    await in_orm(note.save)
     await expect(row).to_have_text("edited in the ORM")
-    await sync_to_async(note.delete)()
+    await in_orm(note.delete)
     await expect(row).to_have_count(0)
