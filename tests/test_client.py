@@ -1,11 +1,13 @@
 """The Python client (streaming_app.client) against a real daphne server."""
 
 import asyncio
+import os
 import subprocess
 import sys
 import uuid
 
 import pytest
+from conftest import ROOT
 
 from streaming_app.client import (
     Internal,
@@ -289,3 +291,71 @@ async def test_staff_token_passes_staff_only(daphne_server, staff_token):
     async with StreamClient(daphne_server.ws_url, token=staff_token) as client:
         assert await client.call("interop.staff_only") == {"ok": True}
         assert await client.call("interop.whoami") == {"username": "boss", "is_staff": True}
+
+
+def test_cli_with_a_line_of_stdin_that_is_not_json_exits_2_with_a_clear_error(daphne_server):
+    result = run_cli(daphne_server.ws_url, "interop.sum", "--stdin", stdin='{"v": 2}\nnot json\n')
+    assert result.returncode == 2
+    assert "stdin line 2 is not JSON" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_sends_header_options_as_connection_metadata_and_uses_a_token(daphne_server, carol_token):
+    result = run_cli(daphne_server.ws_url, "interop.whoami", "--token", carol_token, "--header", "X-Debug: 1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ['{"end": {"username": "carol", "is_staff": false}}']
+
+
+def test_cli_prints_the_five_items_of_the_issue_example(daphne_server):
+    result = run_cli(daphne_server.ws_url, "interop.count", "n=5")
+    assert [line for line in result.stdout.splitlines()] == [
+        *(f'{{"i": {i}}}' for i in range(5)), '{"end": {"total": 5}}'
+    ]
+
+
+async def test_subscribe_yields_what_publish_sent_and_remembers_the_last_eid(daphne_server):
+    topic = uuid.uuid4().hex
+    async with StreamClient(daphne_server.ws_url) as client:
+        stream = client.stream("interop.subscribe", topic=topic)
+        async with stream:
+            items = stream.__aiter__()
+            waiting = asyncio.ensure_future(items.__anext__())
+            await asyncio.sleep(0.3)  # subscribed: only items published after the subscription arrive
+            published = await client.call("interop.publish", topic=topic, data={"hello": 1})
+            assert await asyncio.wait_for(waiting, 10) == {"hello": 1}
+            assert stream.last_eid == published["eid"]
+            await items.aclose()
+
+
+def test_every_public_name_imports_without_django_or_settings():
+    code = (
+        "import sys; sys.modules['django'] = None\n"
+        "import streaming_app.client as c\n"
+        "missing = [n for n in c.__all__ if not hasattr(c, n)]\n"
+        "assert not missing, missing\n"
+        "assert all(issubclass(getattr(c, n), c.StreamError) for n in ('InvalidArgument', 'Unavailable', 'DataLoss'))\n"
+        "assert not [m for m in sys.modules if m.startswith(('django', 'channels', 'rest_framework')) and sys.modules[m]]\n"
+        "print(len(c.__all__))"
+    )
+    environment = {"PATH": os.environ.get("PATH", "")}  # no DJANGO_SETTINGS_MODULE, no PYTHONPATH
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=environment, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) >= 23
+
+
+def test_sync_client_runs_a_bidirectional_call(daphne_server):
+    from streaming_app.client import SyncStreamClient
+
+    with SyncStreamClient(daphne_server.ws_url) as client:
+        echo = client.open("interop.echo")
+        echo.send("one")
+        echo.send("two")
+        echo.end()
+        assert list(echo) == ["one", "two"]
+
+
+def test_sync_client_raises_typed_errors(daphne_server):
+    from streaming_app.client import NotFound, SyncStreamClient
+
+    with SyncStreamClient(daphne_server.ws_url) as client:
+        with pytest.raises(NotFound, match="gone"):
+            client.call("interop.fail", code="not_found", message="gone")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 
 import pytest
 from conftest import IN_CI
@@ -190,3 +191,85 @@ async def test_a_signed_in_page_gets_a_ticket_that_authenticates_one_connection(
     page = await signed_in(context, daphne_server, "dora")
     # The second use of the same ticket is refused: the first connection really redeemed it.
     assert await page.evaluate(TICKET_ROUND_TRIP, CLIENT_PATH) == ["dora", "unauthenticated"]
+
+
+async def chat(demo: DemoPage, text: str) -> None:
+    await demo.page.wait_for_selector("#chat [data-status=open]")
+    await demo.page.fill("#chat input[name=message]", text)
+    await demo.page.press("#chat input[name=message]", "Enter")
+
+
+async def test_two_tabs_exchange_chat_messages_through_the_room(context, daphne_server):
+    from playwright.async_api import expect
+
+    first = await DemoPage.open(context, daphne_server)
+    second = await DemoPage.open(context, daphne_server)
+    await second.page.wait_for_selector("#chat [data-status=open]")  # both in the room before anyone speaks
+    await chat(first, "hello from tab one")
+    await expect(second.page.locator("#chat [data-messages] li")).to_have_count(1)
+    await chat(second, "and hello back")
+    for tab in (first, second):
+        messages = tab.page.locator("#chat [data-messages] li")
+        await expect(messages).to_have_count(2)
+        await expect(messages.nth(0)).to_contain_text("hello from tab one")
+        await expect(messages.nth(1)).to_contain_text("and hello back")
+        await expect(messages.nth(0)).to_contain_text("(guest)")
+    assert first.errors == [] and second.errors == []
+
+
+async def test_a_note_added_in_one_tab_appears_in_the_other_tabs_live_list(context, daphne_server):
+    from playwright.async_api import expect
+
+    first = await DemoPage.open(context, daphne_server)
+    second = await DemoPage.open(context, daphne_server)
+    await expect(second.page.locator("#notes [data-status]")).to_have_attribute("data-status", "live")
+    text = f"note {uuid.uuid4().hex[:8]}"
+    await first.page.fill("#notes input[name=text]", text)
+    await first.page.press("#notes input[name=text]", "Enter")
+    await expect(second.page.locator("#notes [data-notes] li", has_text=text)).to_have_count(1)
+    await expect(first.page.locator("#notes [data-notes] li", has_text=text)).to_have_count(1)
+    assert first.errors == [] and second.errors == []
+
+
+@pytest.fixture
+def redis_server(tmp_path, redis_url):
+    """A server on Redis, which this process publishes its ORM changes to as well."""
+    from conftest import start_server
+    from django.test import override_settings
+
+    server = start_server(tmp_path, env={"REDIS_URL": redis_url})
+    with override_settings(STREAMING={"BROKER": redis_url}):
+        yield server
+    server.stop()
+
+
+def in_orm(action):
+    """Run ``action`` in a worker thread and close that thread's connection (so teardown can drop the test database)."""
+    from asgiref.sync import sync_to_async
+    from django.db import connection
+
+    def run():
+        try:
+            return action()
+        finally:
+            connection.close()
+
+    return sync_to_async(run)()
+
+
+@pytest.mark.redis
+async def test_notes_changed_through_the_orm_update_and_leave_the_live_list(context, redis_server):
+    from playwright.async_api import expect
+
+    from project.demo.models import Note
+
+    demo = await DemoPage.open(context, redis_server)
+    await expect(demo.page.locator("#notes [data-status]")).to_have_attribute("data-status", "live")
+    note = await in_orm(lambda: Note.objects.create(text="from the ORM"))
+    row = demo.page.locator(f"#notes [data-notes] li[data-pk='{note.pk}']")
+    await expect(row).to_have_text("from the ORM")
+    note.text = "edited in the ORM"
+    await in_orm(note.save)
+    await expect(row).to_have_text("edited in the ORM")
+    await in_orm(note.delete)
+    await expect(row).to_have_count(0)

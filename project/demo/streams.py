@@ -1,4 +1,4 @@
-"""The ``interop`` service of shared/interop.md, which every client is checked against."""
+"""The ``interop`` service of shared/interop.md, which every client is checked against, and the demo's streams."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from streaming_app import ModelStreamView, StreamView, apublish, bidi_stream, client_stream, server_stream, unary
 from streaming_app.exceptions import ERROR_CLASSES, InvalidArgument, NotFound, PermissionDenied, StreamError
 
+from streaming_app.registry import registry
+
+from .chat import ChatStreams
 from .models import Cleanup, Note
 
 MAX_BIG = 16 * 1024 * 1024
@@ -177,3 +180,7 @@ class NoteStreams(ModelStreamView):
         if note.owner_id is not None and note.owner_id != ctx.user.pk:
             raise PermissionDenied("Only its owner may change this note.")
         return note
+
+
+# Autodiscovery registers the views defined here; the chat room lives in its own module.
+registry.register(ChatStreams)

@@ -13,7 +13,8 @@ from .sync import SyncCall, SyncStreamClient
 __all__ = ["ClientCall", "ConnectionState", "Stream", "StreamClient", "StreamError", "SyncCall", "SyncStreamClient", *sorted(c.__name__ for c in ERROR_CLASSES.values())]
 
 
-def __getattr__(name: str):  # the per-code error classes: InvalidArgument, NotFound, ...
+def __getattr__(name: str) -> type[StreamError]:
+    """The per-code error classes (InvalidArgument, NotFound, ...), defined once in streaming_app.exceptions."""
     for cls in ERROR_CLASSES.values():
         if cls.__name__ == name:
             return cls

@@ -4,14 +4,20 @@ Each call owns a queue of the server frames addressed to it, filled by the
 client's reader task, and does its own credit bookkeeping: it grants the
 server credit as the caller consumes items, and holds the caller's ``send``
 while the server has granted none.
+
+A call belongs to the connection it started on. When that connection is
+lost the call fails with ``Unavailable`` and sends nothing more: its id
+means nothing on a new connection. It remembers the ``eid`` of the last item
+handed to the caller (``last_eid``), the resume point for resumable streams.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
-from ..exceptions import StreamError
+from ..exceptions import StreamError, Unavailable
 from ..flow import CreditGate
 from ..protocol import frames as wire
 from ..protocol.frames import EndFrame, ErrorFrame, NextFrame, ReadyFrame
@@ -24,11 +30,14 @@ if TYPE_CHECKING:
 class ClientCall:
     """One call in flight; iterate it for items, await ``result()`` for its outcome."""
 
-    def __init__(self, client: StreamClient, call_id: int, method: str, window: int | None) -> None:
+    def __init__(self, client: StreamClient, call_id: int, method: str, window: int | None, connection: Any = None) -> None:
         self.client = client
         self.id = call_id
         self.method = method
         self.window = window
+        self.connection = connection
+        self.last_eid: str | None = None  # of the last item handed to the caller: where a resume starts
+        self._lost: StreamError | None = None
         self.frames: asyncio.Queue[Any] = asyncio.Queue()
         self.done = False
         self.ready: ReadyFrame | None = None
@@ -47,8 +56,20 @@ class ClientCall:
         self._outbound.grant(n)
 
     def fail(self, error: StreamError) -> None:
-        """End the call from the client side (e.g. the connection was lost)."""
+        """End the call from the client side: its connection was lost.
+
+        Items already received are still handed out, then ``error`` is raised;
+        a ``send()`` waiting for credit fails at once.
+        """
+        self._lost = error
         self.frames.put_nowait(ErrorFrame(self.id, str(error.code), error.message, error.details))
+        self._outbound.grant(1)  # wake a sender held for credit: it sees _lost and raises
+
+    async def _send_control(self, text: str) -> None:
+        """Send a credit or cancel frame; nothing to do once the connection is lost."""
+        if self._lost is None:
+            with contextlib.suppress(Unavailable):
+                await self.client._send(text, self.connection)
 
     # -- items ----------------------------------------------------------------------
 
@@ -74,6 +95,8 @@ class ClientCall:
             frame = await self.frames.get()
             if isinstance(frame, NextFrame):
                 await self._consumed_one()
+                if frame.eid is not None:
+                    self.last_eid = frame.eid
                 return frame.data
             if isinstance(frame, ReadyFrame):
                 self.ready = frame
@@ -89,7 +112,7 @@ class ClientCall:
         self._consumed += 1
         if self._consumed * 2 >= self.window:
             n, self._consumed = self._consumed, 0
-            await self.client._send(wire.encode_credit(self.id, n))
+            await self._send_control(wire.encode_credit(self.id, n))
 
     def _finish(self, frame: Any) -> None:
         self.done = True
@@ -117,14 +140,20 @@ class ClientCall:
             if self._error is not None:
                 raise self._error
             raise RuntimeError(f"call {self.id} ({self.method}) has ended")
+        if self._lost is not None:
+            raise self._lost
         await self._outbound.acquire()
-        await self.client._send(wire.encode_next(self.id, item))
+        if self._lost is not None:
+            raise self._lost
+        await self.client._send(wire.encode_next(self.id, item), self.connection)
 
     async def end(self) -> None:
         """Half-close: no more items from this side."""
+        if self._lost is not None:
+            raise self._lost
         if not self._half_closed and not self.done:
             self._half_closed = True
-            await self.client._send(wire.encode_client_end(self.id))
+            await self.client._send(wire.encode_client_end(self.id), self.connection)
 
     # -- cancellation -------------------------------------------------------------------
 
@@ -133,9 +162,10 @@ class ClientCall:
         if not self.done:
             self.done = True
             self.client._forget(self)
-            await self.client._send(wire.encode_cancel(self.id))
+            await self._send_control(wire.encode_cancel(self.id))
 
     async def aclose(self) -> None:
+        """Cancel the call if it is still running (what leaving ``async with`` does)."""
         await self.cancel()
 
 

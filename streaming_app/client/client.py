@@ -11,12 +11,12 @@ import contextlib
 import enum
 import logging
 import random
+from typing import Any, AsyncIterator, Callable, Mapping
 from urllib.parse import urlencode
-from typing import Any, AsyncIterator, Callable
 
 import websockets
 
-from ..exceptions import StreamError, Unauthenticated, Unavailable
+from ..exceptions import ResourceExhausted, Unauthenticated, Unavailable
 from ..protocol import frames as wire
 from ..protocol.codes import SUBPROTOCOL, CloseCode, is_reconnectable
 from ..protocol.frames import (
@@ -31,11 +31,14 @@ from ..protocol.frames import (
     ReadyFrame,
 )
 from .calls import ClientCall, Stream
+from .heartbeat import Heartbeat
 
 logger = logging.getLogger("streaming_app.client")
 
 
 class ConnectionState(str, enum.Enum):
+    """Where the client's connection is; ``state_changes()`` reports every move."""
+
     CONNECTING = "connecting"
     OPEN = "open"
     RECONNECTING = "reconnecting"
@@ -61,6 +64,18 @@ class StreamClient:
 
     ``ticket`` may be a callable (sync or async) returning a fresh ticket:
     tickets are single-use, so a fixed one cannot serve a reconnection.
+    ``session`` is a Django session key, sent as the ``session_cookie_name``
+    cookie; ``token`` is sent as ``Authorization: Bearer``.
+
+    ``metadata`` is sent with the handshake as HTTP headers (handlers read it
+    as ``ctx.headers``): protocol v1 carries no metadata in a ``call`` frame,
+    so metadata belongs to the connection, not to one call.
+
+    Heartbeats: the client pings when the server has been quiet for the
+    ``heartbeat`` interval the server announced in ``hello`` (or
+    ``heartbeat_interval``), and drops a connection the server has been
+    silent on for ``heartbeat_timeout`` (default twice the interval), which
+    then reconnects like any lost connection.
     """
 
     def __init__(
@@ -70,20 +85,31 @@ class StreamClient:
         token: str | None = None,
         ticket: str | Callable[[], Any] | None = None,
         session: str | None = None,
-        headers: dict[str, str] | None = None,
+        session_cookie_name: str = "sessionid",
+        headers: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
         window: int | None = 64,
         open_timeout: float = 10.0,
         reconnect: bool = True,
         reconnect_initial: float = 0.1,
         reconnect_max: float = 10.0,
+        heartbeat: bool = True,
+        heartbeat_interval: float | None = None,
+        heartbeat_timeout: float | None = None,
     ) -> None:
+        if window is not None and window < 1:
+            raise ValueError(f"window must be a positive number of items or None (unbounded), got {window!r}")
         self.url = url
         self.ticket = ticket
-        self.headers = dict(headers or {})
+        self.headers = {**dict(metadata or {}), **dict(headers or {})}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
         if session:
-            self.headers["Cookie"] = f"sessionid={session}"
+            self.headers["Cookie"] = f"{session_cookie_name}={session}"
+        self.heartbeat = heartbeat
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self._heartbeat: asyncio.Task[None] | None = None
         self.window = window
         self.open_timeout = open_timeout
         self.hello: HelloFrame | None = None
@@ -173,6 +199,7 @@ class StreamClient:
                 additional_headers=self.headers,
                 open_timeout=self.open_timeout,
                 max_size=None,
+                ping_interval=None,  # liveness is the protocol's heartbeat (see Heartbeat)
             )
         except (OSError, websockets.InvalidHandshake, asyncio.TimeoutError) as exc:
             raise Unavailable(f"Cannot connect to {self.url}: {exc}") from exc
@@ -189,9 +216,38 @@ class StreamClient:
             raise Unavailable(f"Expected hello, got {text[:200]!r}")
         self.hello = frame
         self.client_window = int(frame.limits.get("client_window", 0))
-        self._reader = asyncio.get_running_loop().create_task(self._read())
+        monitor = self._heartbeat_for(self._ws, frame)
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read(self._ws, monitor))
+        if monitor is not None:
+            self._heartbeat = loop.create_task(monitor.run())
         self._connected.set()
         return frame
+
+    def _heartbeat_for(self, ws: Any, hello: HelloFrame) -> Heartbeat | None:
+        """The liveness monitor of one connection, or None when heartbeats are off."""
+        interval = self.heartbeat_interval or hello.heartbeat
+        if not self.heartbeat or not interval or interval <= 0:
+            return None
+        timeout = self.heartbeat_timeout or 2 * interval
+
+        async def ping() -> None:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.send(wire.encode_ping())
+
+        def dead() -> None:
+            logger.warning("streaming_app client: the server was silent for %.1f s; dropping the connection", timeout)
+            ws.transport.abort()  # the reader sees 1006 and the client reconnects
+
+        return Heartbeat(interval, timeout, ping, dead)
+
+    @property
+    def max_frame(self) -> int | None:
+        """The largest frame the server accepts (from ``hello``), in bytes."""
+        if self.hello is None:
+            return None
+        value = self.hello.limits.get("max_frame")
+        return int(value) if value else None
 
     async def close(self) -> None:
         self._closing = True
@@ -230,8 +286,22 @@ class StreamClient:
 
     # -- calls ------------------------------------------------------------------------
 
-    async def call(self, method: str, args: dict[str, Any] | None = None, /, *, timeout: float | None = None, **kwargs: Any) -> Any:
-        """A unary call: its result, or the ``StreamError`` it failed with."""
+    async def call(
+        self,
+        method: str,
+        args: dict[str, Any] | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """A unary call: its result, or the ``StreamError`` it failed with.
+
+        Arguments are keyword arguments, or one dict for names that clash
+        with the options (``timeout``, ``metadata``, ``window``).
+        """
+        _no_call_metadata(metadata)
         call = await self._start(ClientCall, method, args, kwargs, timeout, None)
         return await call.result()
 
@@ -242,14 +312,30 @@ class StreamClient:
         /,
         *,
         timeout: float | None = None,
-        window: int | None | type[...] = ...,
+        window: Any = ...,
+        metadata: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> _PendingStream:
-        """A server stream: ``async for item in client.stream(...)``; ``.result`` after the loop."""
+        """A server stream: ``async for item in client.stream(...)``; ``.result`` after the loop.
+
+        ``window`` (default: the client's) bounds the items in flight; None is unbounded.
+        """
+        _no_call_metadata(metadata)
         return _PendingStream(self, method, args, kwargs, timeout, self.window if window is ... else window)
 
-    async def open(self, method: str, args: dict[str, Any] | None = None, /, *, timeout: float | None = None, window: Any = ..., **kwargs: Any) -> ClientCall:
+    async def open(
+        self,
+        method: str,
+        args: dict[str, Any] | None = None,
+        /,
+        *,
+        timeout: float | None = None,
+        window: Any = ...,
+        metadata: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> ClientCall:
         """A client-stream or bidirectional call: ``send()``, ``end()``, iterate, ``result()``."""
+        _no_call_metadata(metadata)
         return await self._start(ClientCall, method, args, kwargs, timeout, self.window if window is ... else window)
 
     async def _start(self, cls: type[ClientCall], method: str, args: dict[str, Any] | None, kwargs: dict[str, Any], timeout: float | None, window: int | None) -> Any:
@@ -257,27 +343,50 @@ class StreamClient:
             await self._connected.wait()  # set once open again, or given up
         if self.state is not ConnectionState.OPEN or self._reader is None or self._reader.done():
             raise Unavailable("The client is not connected.")
+        if args is not None and not isinstance(args, dict):
+            raise TypeError(f"the arguments of {method} are keyword arguments or one dict, got {type(args).__name__}")
         arguments = {**(args or {}), **kwargs}
         self._last_id += 1
-        call = cls(self, self._last_id, method, window)
+        call = cls(self, self._last_id, method, window, self._ws)
         self._calls[call.id] = call
-        await self._send(wire.encode_call(call.id, method, arguments, credit=window, timeout=timeout))
+        try:
+            await self._send(wire.encode_call(call.id, method, arguments, credit=window, timeout=timeout), self._ws)
+        except BaseException:
+            self._forget(call)
+            raise
         return call
 
     # -- plumbing ------------------------------------------------------------------------
 
-    async def _send(self, text: str) -> None:
+    async def _send(self, text: str, connection: Any) -> None:
+        """Send one frame on ``connection``; Unavailable if it is no longer the live one.
+
+        A call belongs to the connection it started on: after a reconnection
+        its ids mean nothing to the new one, so its frames must not go there.
+        A frame over the server's ``max_frame`` would close the whole
+        connection (4413), so it fails here, alone, with ResourceExhausted.
+        """
+        if connection is not self._ws or connection is None:
+            raise Unavailable("The connection this call started on was lost.")
+        max_frame = self.max_frame
+        if max_frame is not None and wire.exceeds(text, max_frame):
+            raise ResourceExhausted(
+                f"The frame is larger than the server accepts ({max_frame} bytes).",
+                {"max_frame": max_frame, "size": len(text.encode())},
+            )
         try:
-            await self._ws.send(text)
+            await connection.send(text)
         except websockets.ConnectionClosed as exc:
             raise Unavailable(f"The connection is closed (code {exc.rcvd.code if exc.rcvd else None}).") from None
 
     def _forget(self, call: ClientCall) -> None:
         self._calls.pop(call.id, None)
 
-    async def _read(self) -> None:
+    async def _read(self, ws: Any, monitor: Heartbeat | None) -> None:
         try:
-            async for text in self._ws:
+            async for text in ws:
+                if monitor is not None:
+                    monitor.seen()
                 try:
                     frame = wire.parse_server_frame(text)
                 except FrameError as exc:
@@ -295,14 +404,17 @@ class StreamClient:
                     if call is not None:
                         call.grant_outbound(frame.n)
                 elif isinstance(frame, PingFrame):
-                    await self._ws.send(wire.encode_pong(frame.data))
+                    await ws.send(wire.encode_pong(frame.data))
                 elif isinstance(frame, PongFrame):
                     pass
         except websockets.ConnectionClosed:
             pass
         finally:
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
+                self._heartbeat = None
             self._connected.clear()
-            code = self._ws.close_code
+            code = ws.close_code
             self.close_code = code
             error = Unavailable(f"The connection was closed (code {code}).", {"close_code": code})
             for call in list(self._calls.values()):
@@ -314,6 +426,17 @@ class StreamClient:
             elif not self._closing:
                 self._set_state(ConnectionState.CLOSED)
                 self._connected.set()
+
+
+def _no_call_metadata(metadata: Mapping[str, str] | None) -> None:
+    """Refuse per-call metadata rather than drop it: protocol v1 has nowhere to put it."""
+    if metadata:
+        raise ValueError(
+            "Protocol v1 has no per-call metadata: a 'call' frame carries none and a server ignores "
+            "fields it does not know. Give metadata to the client instead "
+            "(StreamClient(url, metadata={...})): it is sent as handshake headers, "
+            "which handlers read as ctx.headers."
+        )
 
 
 class _PendingStream:
@@ -340,9 +463,15 @@ class _PendingStream:
 
     @property
     def result(self) -> Any:
+        """The stream's return value, once the loop has finished."""
         if self._stream is None:
             raise RuntimeError("the stream has not been iterated")
         return self._stream.result
+
+    @property
+    def last_eid(self) -> str | None:
+        """The event id of the last item handed out (resumable streams), or None."""
+        return None if self._stream is None else self._stream.last_eid
 
     async def aclose(self) -> None:
         if self._stream is not None:

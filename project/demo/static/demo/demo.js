@@ -110,3 +110,118 @@ export async function mountEcho(section, client) {
     }
   }
 }
+
+const REJOIN_DELAY_MS = 1000;
+
+function describe(error) {
+  return `${error.code ?? error.name}: ${error.message}`;
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * The chat room: one chat.room call stays open; what the form sends is published to
+ * the room, and every message of the room (this tab's included) comes back through
+ * the loop. A refused message (invalid_argument) ends the call: show why and rejoin.
+ */
+export async function mountChat(section, client, room = "lobby") {
+  const form = section.querySelector("form");
+  const status = section.querySelector("[data-status]");
+  const list = section.querySelector("[data-messages]");
+  const name = `guest-${Math.random().toString(36).slice(2, 6)}`; // signed-in users appear under their username
+  let call = null;
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = form.elements.message.value.trim();
+    if (!text || call === null) return;
+    form.elements.message.value = "";
+    try {
+      await call.send({ text });
+    } catch (error) {
+      show(status, "error", describe(error));
+    }
+  });
+
+  for (;;) {
+    try {
+      await whenOpen(client);
+      call = await client.open("chat.room", { room, name });
+      show(status, "open", `in #${room}: type a message`);
+      for await (const message of call) append(list, `${message.from}: ${message.text}`);
+      show(status, "ended", "left the room");
+      return;
+    } catch (error) {
+      call = null;
+      show(status, "error", describe(error));
+      if (client.state === "closed") return;
+      await sleep(REJOIN_DELAY_MS);
+    }
+  }
+}
+
+/**
+ * The live list: notes.watch sends a snapshot of the notes, then each change as it
+ * is committed (by any tab, the admin, or the ORM). The list is rebuilt from a new
+ * snapshot after a reconnection.
+ */
+export async function mountNotes(section, client) {
+  const form = section.querySelector("form");
+  const status = section.querySelector("[data-status]");
+  const list = section.querySelector("[data-notes]");
+  const rows = new Map(); // pk -> <li>
+
+  const render = (note) => {
+    let item = rows.get(note.id);
+    if (!item) {
+      item = document.createElement("li");
+      item.dataset.pk = String(note.id);
+      rows.set(note.id, item);
+      list.append(item);
+    }
+    item.textContent = note.owner ? `${note.text} (${note.owner})` : note.text;
+  };
+  const remove = (pk) => {
+    rows.get(pk)?.remove();
+    rows.delete(pk);
+  };
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = form.elements.text.value.trim();
+    if (!text) return;
+    form.elements.text.value = "";
+    try {
+      await client.call("notes.add", { text });
+    } catch (error) {
+      show(status, "error", describe(error));
+    }
+  });
+
+  for (;;) {
+    try {
+      await whenOpen(client);
+      for (const pk of [...rows.keys()]) remove(pk);
+      show(status, "loading", "loading…");
+      for await (const change of client.stream("notes.watch", {}, { window: 64 })) {
+        if (change.op === "snapshot") {
+          change.data.forEach(render);
+          if (change.last) show(status, "live", `live: ${rows.size} notes`);
+        } else if (change.op === "deleted") {
+          remove(change.pk);
+        } else {
+          render(change.data);
+        }
+        if (change.op !== "snapshot") show(status, "live", `live: ${rows.size} notes`);
+      }
+      show(status, "ended", "the stream ended");
+      return;
+    } catch (error) {
+      show(status, "error", describe(error));
+      if (client.state === "closed") return;
+      await sleep(REJOIN_DELAY_MS);
+    }
+  }
+}
