@@ -6,11 +6,11 @@
 """
 
 from ..exceptions import ERROR_CLASSES, StreamError
-from .calls import ClientCall, Stream
+from .calls import ClientCall, StateLost, Stream
 from .client import ConnectionState, StreamClient
 from .sync import SyncCall, SyncStreamClient
 
-__all__ = ["ClientCall", "ConnectionState", "Stream", "StreamClient", "StreamError", "SyncCall", "SyncStreamClient", *sorted(c.__name__ for c in ERROR_CLASSES.values())]
+__all__ = ["ClientCall", "ConnectionState", "StateLost", "Stream", "StreamClient", "StreamError", "SyncCall", "SyncStreamClient", *sorted(c.__name__ for c in ERROR_CLASSES.values())]
 
 
 def __getattr__(name: str) -> type[StreamError]:

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
-from ..exceptions import StreamError, Unavailable
+from ..exceptions import DataLoss, StreamError, Unavailable
 from ..flow import CreditGate
 from ..protocol import frames as wire
 from ..protocol.frames import EndFrame, ErrorFrame, NextFrame, ReadyFrame
@@ -27,15 +27,36 @@ if TYPE_CHECKING:
     from .client import StreamClient
 
 
+class StateLost(DataLoss):
+    """A resumable stream could not be resumed: reload your state, then open it again.
+
+    The server's history no longer reaches back to the last event the caller
+    got (``ready`` with ``recovered: false``), so nothing was replayed rather
+    than something partial. ``details["resume"]`` is the event id asked for,
+    ``details["eid"]`` the server's current position.
+    """
+
+    default_message = "The stream's history no longer reaches the resume point; reload the state."
+
+
 class ClientCall:
     """One call in flight; iterate it for items, await ``result()`` for its outcome."""
 
-    def __init__(self, client: StreamClient, call_id: int, method: str, window: int | None, connection: Any = None) -> None:
+    def __init__(
+        self,
+        client: StreamClient,
+        call_id: int,
+        method: str,
+        window: int | None,
+        connection: Any = None,
+        resume: str | None = None,
+    ) -> None:
         self.client = client
         self.id = call_id
         self.method = method
         self.window = window
         self.connection = connection
+        self.resume = resume
         self.last_eid: str | None = None  # of the last item handed to the caller: where a resume starts
         self._lost: StreamError | None = None
         self.frames: asyncio.Queue[Any] = asyncio.Queue()
@@ -90,16 +111,31 @@ class ClientCall:
             if not self.done:
                 await self.cancel()
 
+    @property
+    def position(self) -> str | None:
+        """Where this stream would resume: the last item handed out, else its ``ready`` position."""
+        if self.last_eid is not None:
+            return self.last_eid
+        if self.ready is not None:
+            return self.ready.eid
+        return self.resume
+
     async def _next(self) -> Any:
         while not self.done:
             frame = await self.frames.get()
             if isinstance(frame, NextFrame):
+                if self.resume is not None and self.ready is None:
+                    # A server that resumes says so with ``ready`` first; without it
+                    # events after the resume point may be missing.
+                    await self._state_lost(None, "The server did not confirm the resume (no ready frame).")
                 await self._consumed_one()
                 if frame.eid is not None:
                     self.last_eid = frame.eid
                 return frame.data
             if isinstance(frame, ReadyFrame):
                 self.ready = frame
+                if self.resume is not None and frame.recovered is not True:
+                    await self._state_lost(frame.eid)
                 continue
             self._finish(frame)
         if self._error is not None:
@@ -113,6 +149,12 @@ class ClientCall:
         if self._consumed * 2 >= self.window:
             n, self._consumed = self._consumed, 0
             await self._send_control(wire.encode_credit(self.id, n))
+
+    async def _state_lost(self, eid: str | None, message: str | None = None) -> None:
+        """End the call with StateLost; the server's stream goes on from a new position, so cancel it."""
+        await self.cancel()
+        self._error = StateLost(message, {"resume": self.resume, "eid": eid})
+        raise self._error
 
     def _finish(self, frame: Any) -> None:
         self.done = True
@@ -175,6 +217,11 @@ class Stream(ClientCall):
     Leaving the loop early (``break``) and then closing the stream, or using it
     as ``async with``, cancels the call on the server.
     """
+
+    @property
+    def resumable(self) -> bool:
+        """Whether the server said this stream can be resumed (it sent ``ready``)."""
+        return self.ready is not None
 
     @property
     def result(self) -> Any:  # type: ignore[override]

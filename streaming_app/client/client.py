@@ -314,14 +314,20 @@ class StreamClient:
         timeout: float | None = None,
         window: Any = ...,
         metadata: Mapping[str, str] | None = None,
+        resume: str | None = None,
         **kwargs: Any,
     ) -> _PendingStream:
         """A server stream: ``async for item in client.stream(...)``; ``.result`` after the loop.
 
         ``window`` (default: the client's) bounds the items in flight; None is unbounded.
+        A resumable stream (the server opens it with ``ready``) resumes by itself
+        after a reconnection, from the last item handed to the caller, so the
+        loop sees every item once, in order, or raises ``StateLost`` when the
+        server's history no longer reaches back. ``resume`` starts after an
+        event id kept from earlier (``stream.last_eid``).
         """
         _no_call_metadata(metadata)
-        return _PendingStream(self, method, args, kwargs, timeout, self.window if window is ... else window)
+        return _PendingStream(self, method, args, kwargs, timeout, self.window if window is ... else window, resume)
 
     async def open(
         self,
@@ -338,7 +344,16 @@ class StreamClient:
         _no_call_metadata(metadata)
         return await self._start(ClientCall, method, args, kwargs, timeout, self.window if window is ... else window)
 
-    async def _start(self, cls: type[ClientCall], method: str, args: dict[str, Any] | None, kwargs: dict[str, Any], timeout: float | None, window: int | None) -> Any:
+    async def _start(
+        self,
+        cls: type[ClientCall],
+        method: str,
+        args: dict[str, Any] | None,
+        kwargs: dict[str, Any],
+        timeout: float | None,
+        window: int | None,
+        resume: str | None = None,
+    ) -> Any:
         if self.state in (ConnectionState.RECONNECTING, ConnectionState.CONNECTING):
             await self._connected.wait()  # set once open again, or given up
         if self.state is not ConnectionState.OPEN or self._reader is None or self._reader.done():
@@ -347,10 +362,11 @@ class StreamClient:
             raise TypeError(f"the arguments of {method} are keyword arguments or one dict, got {type(args).__name__}")
         arguments = {**(args or {}), **kwargs}
         self._last_id += 1
-        call = cls(self, self._last_id, method, window, self._ws)
+        call = cls(self, self._last_id, method, window, self._ws, resume=resume)
         self._calls[call.id] = call
         try:
-            await self._send(wire.encode_call(call.id, method, arguments, credit=window, timeout=timeout), self._ws)
+            frame = wire.encode_call(call.id, method, arguments, credit=window, timeout=timeout, resume=resume)
+            await self._send(frame, self._ws)
         except BaseException:
             self._forget(call)
             raise
@@ -440,26 +456,57 @@ def _no_call_metadata(metadata: Mapping[str, str] | None) -> None:
 
 
 class _PendingStream:
-    """What ``client.stream()`` returns: starts the call on first iteration."""
+    """What ``client.stream()`` returns: starts the call on first iteration, resumes it after reconnects."""
 
-    def __init__(self, client: StreamClient, method: str, args: Any, kwargs: Any, timeout: float | None, window: int | None) -> None:
+    def __init__(
+        self,
+        client: StreamClient,
+        method: str,
+        args: Any,
+        kwargs: Any,
+        timeout: float | None,
+        window: int | None,
+        resume: str | None = None,
+    ) -> None:
         self._client = client
         self._start_args = (method, args, kwargs, timeout, window)
+        self._resume = resume
         self._stream: Stream | None = None
+        self.resumes = 0  # how many times it was resumed after a lost connection
 
     async def _started(self) -> Stream:
         if self._stream is None:
             method, args, kwargs, timeout, window = self._start_args
-            self._stream = await self._client._start(Stream, method, args, kwargs, timeout, window)
+            self._stream = await self._client._start(Stream, method, args, kwargs, timeout, window, self._resume)
         return self._stream
 
     async def __aiter__(self) -> Any:
-        stream = await self._started()
-        # aclosing: leaving this loop early closes the stream's own iterator,
-        # which cancels the call on the server.
-        async with contextlib.aclosing(stream.__aiter__()) as items:
-            async for item in items:
-                yield item
+        while True:
+            stream = await self._started()
+            try:
+                # aclosing: leaving this loop early closes the stream's own iterator,
+                # which cancels the call on the server.
+                async with contextlib.aclosing(stream.__aiter__()) as items:
+                    async for item in items:
+                        yield item
+                return
+            except Unavailable:
+                if not self._resumable_after_loss(stream):
+                    raise
+                logger.info("streaming_app client: resuming %s after %s", stream.method, stream.position)
+                self._resume = stream.position
+                self._stream = None
+                self.resumes += 1
+
+    def _resumable_after_loss(self, stream: Stream) -> bool:
+        """The connection (not the server) ended it, the server said it resumes, and the client reconnects."""
+        return (
+            stream._lost is not None
+            and stream.resumable
+            and stream.position is not None
+            and self._client.reconnect
+            and self._client.state is not ConnectionState.CLOSED
+        )
 
     @property
     def result(self) -> Any:
@@ -470,8 +517,10 @@ class _PendingStream:
 
     @property
     def last_eid(self) -> str | None:
-        """The event id of the last item handed out (resumable streams), or None."""
-        return None if self._stream is None else self._stream.last_eid
+        """Where the stream resumes: the event id of the last item handed out, else its ``ready`` position."""
+        if self._stream is None:
+            return self._resume
+        return self._stream.last_eid or self._stream.position
 
     async def aclose(self) -> None:
         if self._stream is not None:
