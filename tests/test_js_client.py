@@ -22,7 +22,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import IN_CI, ROOT, database_url_for_tests, start_server
+from conftest import IN_CI, ROOT, database_url_for_tests, redis_available, start_server
 
 JS_TESTS = ROOT / "tests" / "js"
 PASSWORD = "pw-123456"
@@ -104,6 +104,8 @@ def test_node_tests_of_the_js_client_pass_against_a_real_server(node, js_package
         "STREAMING_PYTHON": sys.executable,
         "STREAMING_ROOT": str(ROOT),
         "DATABASE_URL": database_url_for_tests(),  # for the daphne processes reconnect.test.mjs starts
+        # resume.test.mjs resumes across daphne kills on Redis (it skips without one, except in CI).
+        "STREAMING_REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0") if redis_available() else "",
         "NO_COLOR": "1",
     }
     result = subprocess.run(

@@ -16,6 +16,8 @@ export const env = {
   session: process.env.STREAMING_SESSION,
   python: process.env.STREAMING_PYTHON,
   root: process.env.STREAMING_ROOT,
+  redisUrl: process.env.STREAMING_REDIS_URL,
+  ci: process.env.CI === "true",
 };
 
 /** `skip` option of tests that need the real server. */
@@ -169,10 +171,10 @@ export async function fakeServer(onConnection = (conn) => conn.hello()) {
 // -- a daphne process of our own (reconnection tests) ----------------------------------------
 
 /** Start `daphne project.asgi:application` on `port`; resolves once it listens. */
-export async function startDaphne(port, { timeout = 30000 } = {}) {
+export async function startDaphne(port, { timeout = 30000, extraEnv = {} } = {}) {
   const child = spawn(env.python, ["-m", "daphne", "-b", "127.0.0.1", "-p", String(port), "project.asgi:application"], {
     cwd: env.root,
-    env: { ...process.env, PYTHONUNBUFFERED: "1" },
+    env: { ...process.env, PYTHONUNBUFFERED: "1", ...extraEnv },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const reap = () => child.kill("SIGKILL"); // never leave a server behind, whatever ends this process
