@@ -29,6 +29,9 @@ class ConnectionClosed(Exception):
         self.code = code
 
 
+IN_PROCESS = "streaming_app.in_process"
+
+
 class StreamTestClient:
     """An in-process protocol v1 client for tests."""
 
@@ -49,6 +52,10 @@ class StreamTestClient:
         self.communicator = WebsocketCommunicator(
             application, path, headers=list(headers), subprotocols=list(subprotocols)
         )
+        # Calls are tracked by the monitor, but no flusher task or control
+        # listener is started for them: they would outlive the test's event
+        # loop. Tests call ``await monitor.flush()`` to write what was tracked.
+        self.communicator.scope[IN_PROCESS] = True
         if user is not None:
             self.communicator.scope["user"] = user
         self.timeout = timeout
