@@ -180,6 +180,7 @@ class ActiveCall:
                 self._timer.cancel()
             consumer.forget(self)
             monitor.closed(self.live, reason, code)
+            reaper.call_finished(streaming_settings.DB_CONNECTION_CHECK_INTERVAL)
 
 
 class StreamConsumer(AsyncConsumer):
