@@ -49,7 +49,8 @@ from .registry import StreamMethod, registry
 
 logger = logging.getLogger("streaming_app")
 
-# Why a call stopped before its handler finished; only a deadline is reported.
+# Why a call stopped before its handler finished. A cancelled or disconnected
+# call ends silently; the others send the error they were stopped with.
 CANCELLED = "cancelled"
 DEADLINE = "deadline"
 DISCONNECTED = "disconnected"
