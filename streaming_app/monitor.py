@@ -166,6 +166,9 @@ class LocalStore:
     async def delete(self, process: str) -> None:
         self._entries.pop(process, None)
 
+    async def close(self) -> None:
+        pass
+
     async def read_all(self) -> list[str]:
         now = time.monotonic()
         for process, (expires, _) in list(self._entries.items()):
@@ -193,6 +196,12 @@ class RedisStore:
                 self.url, socket_timeout=5, socket_connect_timeout=5
             )
         return client
+
+    async def close(self) -> None:
+        """Close this event loop's connection (a reader that is not a server, e.g. a test)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
 
     async def write(self, process: str, payload: str, ttl: float) -> None:
         await self._client().set(self.prefix + process, payload, px=max(int(ttl * 1000), 1))
