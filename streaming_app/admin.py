@@ -30,7 +30,7 @@ from .conf import streaming_settings
 from .exceptions import StreamError
 from .models import EndpointSwitch, FinishedCall, LiveCall
 from .registry import registry
-from .streams import LIVE_METHOD, NAMESPACE
+from .admin_streams import LIVE_METHOD, NAMESPACE
 from .topics import publish
 
 RESERVED_TOPIC_PREFIX = "streaming_app."

@@ -5,7 +5,8 @@ the WebSocket, read with the app's JS client), not by reloading: the same
 credit, heartbeat and reconnection rules apply, and the page is one more call
 in the list. Only active staff with the ``view_livecall`` permission may call it.
 
-This module is found at start-up like every app's ``streams`` module.
+Registered by ``StreamingAppConfig.ready()`` whatever ``STREAMS_MODULE`` is, so the
+live page works in projects that name their stream modules otherwise.
 """
 
 from __future__ import annotations
