@@ -208,3 +208,36 @@ def test_checks_report_bad_bookkeeping_settings():
     with override_settings(STREAMING=bad):
         ids = sorted(m.id for m in checks.check_settings() if isinstance(m, Error))
     assert ids == ["streaming_app.E009", "streaming_app.E010", "streaming_app.E011", "streaming_app.E012"]
+
+
+async def test_a_process_whose_snapshot_is_late_is_shown_as_lost():
+    import json
+    import time
+
+    from streaming_app.monitor import get_store
+
+    call = {"key": "gone:1/c/1", "method": "interop.forever", "started": time.time() - 9}
+    stale = {"process": "gone:1", "at": time.time() - 2.5, "interval": 1.0, "calls": [call]}
+    await get_store().write("gone:1", json.dumps(stale), ttl=5)
+    try:
+        live = await live_calls()
+    finally:
+        await get_store().delete("gone:1")
+    assert [p["lost"] for p in live["processes"] if p["process"] == "gone:1"] == [True]
+    assert [c["lost"] for c in live["calls"] if c["key"] == "gone:1/c/1"] == [True]
+
+
+async def test_a_snapshot_that_is_not_rewritten_expires():
+    import json
+    import time
+
+    from streaming_app.monitor import get_store
+
+    snapshot = {"process": "brief:1", "at": time.time(), "interval": 0.05, "calls": []}
+    await get_store().write("brief:1", json.dumps(snapshot), ttl=0.15)
+    def listed(live):
+        return [p["lost"] for p in live["processes"] if p["process"] == "brief:1"]
+
+    assert listed(await live_calls()) == [False]
+    await asyncio.sleep(0.2)
+    assert listed(await live_calls()) == []
