@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("streaming_app")
 
+# Scope key set by streaming_app.testing.StreamTestClient: track its calls, start no flusher.
+IN_PROCESS = "streaming_app.in_process"
+
 # Idle intervals (no open call, nothing to write) after which a process's flusher stops.
 IDLE_INTERVALS = 5
 
@@ -274,7 +277,7 @@ class Monitor:
             method, ctx, terminate=terminate, waiting=waiting, close_connection=close_connection, transport=transport
         )
         self.calls[(call.connection_id, call.call_id)] = call
-        if not ctx.scope.get("streaming_app.in_process"):  # see streaming_app.testing
+        if not ctx.scope.get(IN_PROCESS):  # see streaming_app.testing
             self._ensure_flusher()
         return call
 

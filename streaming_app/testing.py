@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from channels.testing import WebsocketCommunicator
 
 from .exceptions import StreamError
+from .monitor import IN_PROCESS
 from .protocol import frames as wire
 from .protocol.codes import SUBPROTOCOL
 
@@ -27,9 +28,6 @@ class ConnectionClosed(Exception):
     def __init__(self, code: int | None) -> None:
         super().__init__(f"connection closed with code {code}")
         self.code = code
-
-
-IN_PROCESS = "streaming_app.in_process"
 
 
 class StreamTestClient:
