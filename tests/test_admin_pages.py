@@ -211,3 +211,22 @@ async def test_the_live_stream_sends_snapshots_to_staff_with_the_permission(djan
     assert set(snapshot) == {"at", "processes", "calls", "total_calls", "summary", "window"}
     assert "interop.forever" in {m["method"] for m in snapshot["summary"]}
     assert json.dumps(snapshot)  # plain JSON all the way down
+
+
+def test_switch_admin_actions_disable_and_enable_the_selected_endpoints(root):
+    a = EndpointSwitch.objects.create(name="interop.unary", disabled=False)
+    b = EndpointSwitch.objects.create(name="notes", disabled=False)
+    url = "/admin/streaming_app/endpointswitch/"
+    root.post(url, {"action": "disable_endpoints", "_selected_action": [a.pk, b.pk]})
+    assert set(EndpointSwitch.objects.values_list("name", "disabled")) == {("interop.unary", True), ("notes", True)}
+    root.post(url, {"action": "enable_endpoints", "_selected_action": [b.pk]})
+    assert EndpointSwitch.objects.get(pk=b.pk).disabled is False
+
+
+def test_switch_admin_form_accepts_only_registered_methods_and_namespaces(root):
+    url = "/admin/streaming_app/endpointswitch/add/"
+    refused = root.post(url, {"name": "interop.nope", "disabled": "on", "note": ""})
+    assert refused.status_code == 200 and "Not a registered method or namespace" in refused.content.decode()
+    accepted = root.post(url, {"name": "interop.count", "disabled": "on", "note": "load test"})
+    assert accepted.status_code == 302
+    assert EndpointSwitch.objects.get(name="interop.count").changed_by == "root"

@@ -58,34 +58,50 @@ def history_rows(**filters):
     return sync_to_async(lambda: list(FinishedCall.objects.filter(**filters).order_by("call_id")))
 
 
-async def test_an_sse_stream_is_listed_as_sse_and_terminating_it_ends_it_with_an_in_band_error(two_servers, store):
+@pytest.mark.parametrize("transport, accept", [("sse", "text/event-stream"), ("ndjson", "application/x-ndjson")])
+async def test_an_http_stream_is_listed_with_its_format_and_terminating_it_ends_it_with_an_in_band_error(
+    two_servers, store, transport, accept
+):
     tag = uuid.uuid4().hex
     server = two_servers[1]
 
     async def listed():
         calls = (await live_calls())["calls"]
-        return next((c for c in calls if c["method"] == "interop.forever" and c["transport"] == "sse"), None)
+        return next((c for c in calls if c["method"] == "interop.forever" and c["transport"] == transport), None)
 
     async with httpx.AsyncClient(base_url=f"{server.http_url}/streams/", trust_env=False, timeout=WITHIN) as http:
         params = {"interval_ms": 50, "tag": tag}
-        async with http.stream("GET", "interop.forever", params=params, headers={"Accept": "text/event-stream"}) as response:
+        async with http.stream("GET", "interop.forever", params=params, headers={"Accept": accept}) as response:
             lines = response.aiter_lines()
             call = await wait_for(listed)
             assert call["process"].endswith(f":{server.process.pid}")
             await sync_to_async(control.terminate)(call["process"], call["conn"], call["call"])
-            event = None
-            async with asyncio.timeout(WITHIN):
-                async for line in lines:
-                    if line.startswith("event: "):
-                        event = line[len("event: "):]
-                    elif line.startswith("data: ") and event == "error":
-                        error = json.loads(line[len("data: "):])
-                        break
+            error = await _error_record(lines, transport)
         count = await wait_for(lambda: _count(http, tag))
     assert error == {"code": "cancelled", "message": "Terminated by an administrator.", "details": {"reason": "terminated"}}
     assert count == 1
-    [row] = await wait_for(history_rows(method="interop.forever", transport="sse"))
+    [row] = await wait_for(history_rows(method="interop.forever", transport=transport))
     assert (row.end_reason, row.error_code) == ("terminated", "cancelled") and row.items_out >= 1
+
+
+async def _error_record(lines, transport: str) -> dict:
+    """The error record of an SSE or NDJSON stream (without NDJSON's ``t``)."""
+    event = None
+    async with asyncio.timeout(WITHIN):
+        async for line in lines:
+            if transport == "ndjson":
+                record = json.loads(line)
+                if record["t"] == "error":
+                    return {k: v for k, v in record.items() if k != "t"}
+            elif line.startswith("event: "):
+                event = line[len("event: "):]
+            elif line.startswith("data: ") and event == "error":
+                return json.loads(line[len("data: "):])
+    raise AssertionError("the stream ended without an error record")
+
+
+async def _listed(connection_id: str) -> bool:
+    return any(c["conn"] == connection_id for c in (await live_calls())["calls"])
 
 
 async def _count(http: httpx.AsyncClient, tag: str) -> int:
@@ -134,3 +150,26 @@ async def test_a_switch_reaches_an_idle_process_within_the_cache_age(two_servers
         response = await wait_for(refused)
     assert response.json()["error"]["code"] == "unavailable"
     assert response.json()["error"]["details"] == {"reason": "disabled", "method": "interop.empty"}
+
+
+async def test_disabling_from_the_admin_with_end_open_ends_calls_on_another_process(
+    two_servers, make_token, admin_client, store
+):
+    token = await sync_to_async(make_token)("otto")
+    conn = await connect(two_servers[1].ws_url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        await conn.call(1, "interop.forever", {"interval_ms": 20})
+        await conn.recv_for(1)
+        # Listed means the server's flusher wrote a snapshot, so its control listener is live.
+        await wait_for(lambda: _listed(conn.hello["conn"]))
+        body = {"name": "interop.forever", "action": "disable", "end_open": True}
+        response = await sync_to_async(admin_client.post)(
+            "/admin/streaming_app/livecall/switch/", body, content_type="application/json"
+        )
+        assert response.status_code == 200, response.content
+        frames = await conn.until_terminal(1, timeout=WITHIN)
+        fresh = await conn.result(2, "interop.forever", {"interval_ms": 20})
+    finally:
+        await conn.close()
+    assert (frames[-1]["code"], frames[-1]["details"]) == ("unavailable", {"reason": "disabled", "method": "interop.forever"})
+    assert (fresh["code"], fresh["details"]["reason"]) == ("unavailable", "disabled")
