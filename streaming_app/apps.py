@@ -10,7 +10,9 @@ class StreamingAppConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .admin_streams import StreamingAdminStreams
         from .conf import streaming_settings
         from .registry import registry
 
+        registry.register(StreamingAdminStreams)  # the admin's live page (permission-guarded)
         registry.autodiscover(streaming_settings.STREAMS_MODULE)

@@ -65,6 +65,42 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="streaming_app.E008",
             )
         )
+    messages.extend(_monitor_messages(user))
+    return messages
+
+
+def _monitor_messages(user: dict[str, Any]) -> list[Any]:
+    """The admin's bookkeeping settings (streaming_app.monitor)."""
+    messages: list[Any] = []
+    if not isinstance(user.get("MONITOR_CALLS", DEFAULTS["MONITOR_CALLS"]), bool):
+        messages.append(Error("STREAMING['MONITOR_CALLS'] must be True or False.", id="streaming_app.E009"))
+    ttl = user.get("MONITOR_TTL_INTERVALS", DEFAULTS["MONITOR_TTL_INTERVALS"])
+    if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and 0 < ttl < 2:
+        messages.append(
+            Error(
+                f"STREAMING['MONITOR_TTL_INTERVALS'] is {ttl}: a process's snapshot would expire before its next write.",
+                hint="Use 2 or more (3 is the default): live calls then flicker only when a process is really gone.",
+                id="streaming_app.E010",
+            )
+        )
+    retention = user.get("HISTORY_RETENTION_DAYS", DEFAULTS["HISTORY_RETENTION_DAYS"])
+    if retention is not None and (isinstance(retention, bool) or not isinstance(retention, (int, float)) or retention <= 0):
+        messages.append(
+            Error(
+                f"STREAMING['HISTORY_RETENTION_DAYS'] must be None or a positive number of days, got {retention!r}.",
+                hint="manage.py streaming_prune_history deletes history older than this; None keeps all of it.",
+                id="streaming_app.E011",
+            )
+        )
+    url = user.get("ADMIN_WEBSOCKET_URL", DEFAULTS["ADMIN_WEBSOCKET_URL"])
+    if not isinstance(url, str) or not url.startswith(("/", "ws://", "wss://")):
+        messages.append(
+            Error(
+                f"STREAMING['ADMIN_WEBSOCKET_URL'] must be a path or a ws:// URL, got {url!r}.",
+                hint="The route of StreamConsumer in your asgi.py, e.g. '/ws/'.",
+                id="streaming_app.E012",
+            )
+        )
     return messages
 
 

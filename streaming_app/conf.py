@@ -70,6 +70,25 @@ DEFAULTS: dict[str, Any] = {
     # MAX_FRAME_BYTES, like a call frame.
     "SSE_RETRY": 3000,
     "HTTP_KEEPALIVE_INTERVAL": 15.0,
+    # Call bookkeeping for the admin (streaming_app.monitor). MONITOR_CALLS
+    # False turns it off entirely: no counters, no live list, no history.
+    # Every MONITOR_INTERVAL seconds each server process writes one snapshot
+    # of its open calls (to Redis with a TTL of MONITOR_TTL_INTERVALS
+    # intervals when the broker is Redis, to its own memory with the memory
+    # broker) and its finished calls to the history table in one batch.
+    "MONITOR_CALLS": True,
+    "MONITOR_INTERVAL": 1.0,
+    "MONITOR_TTL_INTERVALS": 3,
+    # Finished calls waiting to be written when the database is slow or down;
+    # beyond it the oldest are dropped (and counted in the log).
+    "HISTORY_BUFFER": 10_000,
+    # Days of history kept by ``manage.py streaming_prune_history`` (None: keep all).
+    "HISTORY_RETENTION_DAYS": 7,
+    # Seconds a server process trusts its cached endpoint switches without
+    # hearing from the control topic (changes normally arrive at once).
+    "SWITCHES_MAX_AGE": 5.0,
+    # The WebSocket URL the admin's live page connects to (StreamConsumer's route).
+    "ADMIN_WEBSOCKET_URL": "/ws/",
 }
 
 IMPORT_STRINGS = ("DEFAULT_AUTHENTICATION_CLASSES", "DEFAULT_PERMISSION_CLASSES")
@@ -84,6 +103,10 @@ POSITIVE_NUMBERS = (
     "TICKET_MAX_AGE",
     "SUBSCRIPTION_BUFFER",
     "HTTP_KEEPALIVE_INTERVAL",
+    "MONITOR_INTERVAL",
+    "MONITOR_TTL_INTERVALS",
+    "HISTORY_BUFFER",
+    "SWITCHES_MAX_AGE",
 )
 
 

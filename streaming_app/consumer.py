@@ -31,6 +31,7 @@ from .events import Event
 from .flow import CreditGate, Inbox
 from .handshake import authenticate, build_request, origin_allowed
 from .invocation import as_stream_error, effective_timeout, invoke, prepare
+from .monitor import OpenCall, monitor
 from .protocol import frames as wire
 from .protocol.codes import SUBPROTOCOL, CloseCode, ErrorCode
 from .protocol.frames import (
@@ -48,11 +49,16 @@ from .registry import StreamMethod, registry
 
 logger = logging.getLogger("streaming_app")
 
-# Why a call stopped before its handler finished; only a deadline is reported.
+# Why a call stopped before its handler finished. A cancelled or disconnected
+# call ends silently; the others send the error they were stopped with.
 CANCELLED = "cancelled"
 DEADLINE = "deadline"
 DISCONNECTED = "disconnected"
 FAILED = "failed"
+TERMINATED = "terminated"
+
+# How the history names a call's end, by the reason it was stopped.
+END_REASONS = {CANCELLED: "cancelled", DEADLINE: "deadline", DISCONNECTED: "disconnected", TERMINATED: "terminated"}
 
 YIELD_EVERY_MASK = 63  # a stream lets the event loop run once every 64 items
 
@@ -87,6 +93,13 @@ class ActiveCall:
         self._sent = 0
         self.task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self.live: OpenCall | None = monitor.opened(
+            method,
+            ctx,
+            terminate=functools.partial(self.stop, TERMINATED),
+            waiting=lambda: self.gate.waiting,
+            close_connection=consumer.terminate,
+        )
 
     # -- Outlet -------------------------------------------------------------
 
@@ -100,6 +113,10 @@ class ActiveCall:
         else:
             text = wire.encode_next(self.call.id, item, default=json_default)
         await consumer.send_text(consumer.checked_size(text, "An item"))
+        live = self.live
+        if live is not None:
+            live.items_out += 1
+            live.bytes_out += len(text)
         # daphne's send never suspends, so a stream with ample credit would hold
         # the event loop (and every other connection) until it ended; let the
         # loop run now and then, which also gets the first items on the wire.
@@ -141,18 +158,23 @@ class ActiveCall:
 
     async def run(self) -> None:
         consumer, call, ctx = self.consumer, self.call, self.ctx
+        reason, code = "error", str(ErrorCode.INTERNAL)  # what the history says, unless we learn better
         try:
             try:
                 view, kwargs = await prepare(self.method, ctx, self.args)
                 result = await invoke(self.method, view, ctx, kwargs, self, self.inbox)
                 frame = consumer.checked_size(wire.encode_end(call.id, result, default=json_default), "The result")
             except asyncio.CancelledError:
+                reason, code = END_REASONS.get(self.stop_reason or "", "error"), ""
                 if self.stop_error is None:
                     return
                 error: exceptions.StreamError = self.stop_error
+                code = str(error.code)
             except Exception as exc:
                 error = as_stream_error(exc, ctx)
+                reason, code = "error", str(error.code)
             else:
+                reason, code = "completed", ""
                 await consumer.finish(self, frame)
                 return
             await consumer.finish(self, wire.encode_error(call.id, error.code, error.message, error.details, json_default))
@@ -162,6 +184,7 @@ class ActiveCall:
             if self._timer is not None:
                 self._timer.cancel()
             consumer.forget(self)
+            monitor.closed(self.live, reason, code)
             reaper.call_finished(streaming_settings.DB_CONNECTION_CHECK_INTERVAL)
 
 
@@ -189,6 +212,8 @@ class StreamConsumer(AsyncConsumer):
         self.closed = False
         self._counted = False
         self._bad_frames = 0
+        self._frame_size = 0
+        self._stop_reason = DISCONNECTED  # why calls stop when the socket closes
         self._last_seen = 0.0
         self._heartbeat: asyncio.Task[None] | None = None
         self._frame_handlers: dict[type, Callable[[Any], Any]] = {
@@ -265,6 +290,7 @@ class StreamConsumer(AsyncConsumer):
             await self.close(CloseCode.FRAME_TOO_LARGE)
             return
         self._last_seen = time.monotonic()
+        self._frame_size = len(data)
         try:
             frame = wire.parse_client_frame(data)
             await self._frame_handlers[type(frame)](frame)
@@ -318,6 +344,10 @@ class StreamConsumer(AsyncConsumer):
         if call is None:
             return
         active = self.calls[frame.id]
+        live = active.live
+        if live is not None:
+            live.items_in += 1
+            live.bytes_in += self._frame_size
         try:
             call.receive_item()
         except WindowExceeded as exc:
@@ -405,6 +435,11 @@ class StreamConsumer(AsyncConsumer):
             if time.monotonic() - self._last_seen >= interval:
                 await self.send_text(wire.encode_ping())
 
+    def terminate(self) -> None:
+        """Close the connection with 4000 (an administrator's command); its calls' ``finally`` blocks run."""
+        self._stop_reason = TERMINATED
+        asyncio.get_running_loop().create_task(self.close(CloseCode.TERMINATED))
+
     async def close(self, code: int = CloseCode.NORMAL) -> None:
         if self.closed:
             return
@@ -420,7 +455,7 @@ class StreamConsumer(AsyncConsumer):
             heartbeat.cancel()
         tasks = [active.task for active in self.calls.values() if active.task is not None]
         for active in list(self.calls.values()):
-            active.stop(DISCONNECTED)
+            active.stop(self._stop_reason)
         if self._counted:
             StreamConsumer.open_connections -= 1
             self._counted = False

@@ -58,6 +58,8 @@ from .encoding import json_default
 from .events import Event
 from .handshake import authenticate
 from .invocation import as_stream_error, effective_timeout, invoke, prepare
+from .monitor import OpenCall, monitor
+from .protocol.codes import ErrorCode
 from .protocol.http import (
     JSON,
     NDJSON,
@@ -176,13 +178,21 @@ class HttpStream:
         self._finished = False
         self._data = asyncio.Event()
         self._room = asyncio.Event()
+        self.live: OpenCall | None = None
+        self.stop_error: exceptions.StreamError | None = None  # set by terminate()
+        self.outcome = ("disconnected", "")  # how the history records it, unless the handler ends first
 
     # -- Outlet ---------------------------------------------------------------
 
     async def wait(self) -> None:
-        while len(self._buffer) >= BUFFER_RECORDS or self._buffered_bytes >= BUFFER_BYTES:
+        while self.full:
             self._room.clear()
             await self._room.wait()
+
+    @property
+    def full(self) -> bool:
+        """True while the handler is held because the client reads slower than it produces."""
+        return len(self._buffer) >= BUFFER_RECORDS or self._buffered_bytes >= BUFFER_BYTES
 
     async def send(self, item: Any) -> None:
         if type(item) is Event:
@@ -192,6 +202,10 @@ class HttpStream:
         self._buffer.append(record)
         self._buffered_bytes += len(record)
         self._data.set()
+        live = self.live
+        if live is not None:
+            live.items_out += 1
+            live.bytes_out += len(record)
 
     async def ready(self, eid: str, recovered: bool | None) -> None:
         record = self.records.ready(eid, recovered)
@@ -206,17 +220,35 @@ class HttpStream:
         try:
             result = await within_deadline(ctx, self.deadline, invoke(self.method, self.view, ctx, self.kwargs, self))
             record = self.records.end(result)
+            self.outcome = ("completed", "")
         except asyncio.CancelledError:
-            if _being_cancelled():
+            if self.stop_error is not None:  # terminate(): told to the client in-band
+                record = self._error_record(self.stop_error)
+                self.outcome = ("terminated", str(self.stop_error.code))
+            elif _being_cancelled():
                 raise  # stop(): the client left, nothing more is sent
-            record = self._error_record(exceptions.Cancelled())  # raised by the handler itself
+            else:
+                record = self._error_record(exceptions.Cancelled())  # raised by the handler itself
+                self.outcome = ("error", "cancelled")
         except Exception as exc:
-            record = self._error_record(as_stream_error(exc, ctx))
+            error = as_stream_error(exc, ctx)
+            record = self._error_record(error)
+            code = str(error.code)
+            self.outcome = ("deadline" if error.code is ErrorCode.DEADLINE_EXCEEDED else "error", code)
         finally:
             reaper.call_finished(streaming_settings.DB_CONNECTION_CHECK_INTERVAL)
         self._buffer.append(record)
         self._finished = True
         self._data.set()
+
+    def terminate(self, error: exceptions.StreamError) -> None:
+        """End the stream with ``error`` (an administrator's command); its handler's ``finally`` runs."""
+        task = self.task
+        if task is None or task.done() or self.stop_error is not None:
+            return
+        self.stop_error = error
+        self.ctx.mark_cancelled()
+        task.cancel()
 
     def _error_record(self, error: exceptions.StreamError) -> str:
         try:
@@ -245,6 +277,13 @@ class HttpStream:
             # the first body message, so this one sends them now, not with the first item.
             yield self.records.opening().encode()
             self.task = loop.create_task(self.produce(), name=f"streaming_app http {self.method.name}")
+            self.live = monitor.opened(
+                self.method,
+                self.ctx,
+                terminate=self.terminate,
+                waiting=lambda: self.full,
+                transport="sse" if isinstance(self.records, SSERecords) else "ndjson",
+            )
             last_sent = loop.time()
             while True:
                 if self._buffer:
@@ -270,6 +309,7 @@ class HttpStream:
                     pass
         finally:
             await self.stop()
+            monitor.closed(self.live, *self.outcome)
 
 
 class StreamHTTPView(View):

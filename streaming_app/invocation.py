@@ -26,6 +26,7 @@ from .db import call_sync_policy, run_in_worker
 from .handshake import authenticate
 from .protocol.session import CallKind
 from .registry import StreamMethod
+from .switches import ensure_enabled
 from .views import StreamView
 
 logger = logging.getLogger("streaming_app")
@@ -43,7 +44,8 @@ class Outlet(Protocol):
 
 
 async def prepare(method: StreamMethod, ctx: CallContext, args: dict[str, Any]) -> tuple[StreamView, dict[str, Any]]:
-    """Check permissions and validate arguments; return the view and the handler's kwargs."""
+    """Check the endpoint is on, permissions and arguments; return the view and the handler's kwargs."""
+    await ensure_enabled(method)
     view = method.view_class(ctx, method)
     if view.authentication_classes is not None:
         view.request = ctx.request = await _authenticate_for_view(view, ctx)

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from channels.testing import WebsocketCommunicator
 
 from .exceptions import StreamError
+from .monitor import IN_PROCESS
 from .protocol import frames as wire
 from .protocol.codes import SUBPROTOCOL
 
@@ -49,6 +50,10 @@ class StreamTestClient:
         self.communicator = WebsocketCommunicator(
             application, path, headers=list(headers), subprotocols=list(subprotocols)
         )
+        # Calls are tracked by the monitor, but no flusher task or control
+        # listener is started for them: they would outlive the test's event
+        # loop. Tests call ``await monitor.flush()`` to write what was tracked.
+        self.communicator.scope[IN_PROCESS] = True
         if user is not None:
             self.communicator.scope["user"] = user
         self.timeout = timeout
