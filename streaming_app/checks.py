@@ -182,7 +182,7 @@ def check_topic_history(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             Error(
                 str(exc),
                 hint="E.g. STREAMING['TOPIC_HISTORY'] = {'chat.*': {'size': 1000, 'ttl': 3600}}.",
-                id="streaming_app.E009",
+                id="streaming_app.E013",
             )
         ]
     return []

@@ -462,9 +462,9 @@ def test_topic_history_that_is_not_valid_is_an_error():
     from streaming_app.checks import check_topic_history
 
     with override_settings(STREAMING={"TOPIC_HISTORY": {"chat.*": {"size": -1}}}):
-        assert [m.id for m in check_topic_history()] == ["streaming_app.E009"]
+        assert [m.id for m in check_topic_history()] == ["streaming_app.E013"]
     with override_settings(STREAMING={"TOPIC_HISTORY": {"chat.*": {"size": 10, "ttl": "1h"}}}):
-        assert [m.id for m in check_topic_history()] == ["streaming_app.E009"]
+        assert [m.id for m in check_topic_history()] == ["streaming_app.E013"]
     with override_settings(STREAMING={"TOPIC_HISTORY": {"chat.*": {"size": 10, "ttl": 60}}}):
         assert check_topic_history() == []
 
