@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -195,3 +196,18 @@ def redis_url() -> str:
             pytest.fail("Redis is required in CI but is not reachable at 127.0.0.1:6379")
         pytest.skip("Redis is not running at 127.0.0.1:6379")
     return url
+
+
+async def publish_sequence(ws_url: str, topic: str, total: int, pause: float = 0.02) -> None:
+    """Publish 0..total-1 on ``interop.<topic>`` through ``interop.publish`` of one server, pausing every 50.
+
+    The pauses keep a publisher going while a test kills and restarts other servers.
+    """
+    from wsclient import connected
+
+    async with connected(ws_url) as pub:
+        for n in range(total):
+            frame = await pub.result(n + 1, "interop.publish", {"topic": topic, "data": n})
+            assert frame["t"] == "end", frame
+            if n % 50 == 49:
+                await asyncio.sleep(pause)

@@ -18,10 +18,9 @@ import uuid
 
 import pytest
 
-from conftest import start_server
+from conftest import publish_sequence, start_server
 from streaming_app.brokers.redis import RedisBroker
 from streaming_app.client import StateLost, StreamClient
-from wsclient import connected
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -74,14 +73,6 @@ async def test_client_resumes_across_kills_of_its_server_with_no_gap_and_no_dupl
     total, kills = 3000, 4
     got: list[int] = []
 
-    async def publish() -> None:
-        async with connected(publisher_server.ws_url) as pub:
-            for n in range(total):
-                frame = await pub.result(n + 1, "interop.publish", {"topic": topic, "data": n})
-                assert frame["t"] == "end", frame
-                if n % 50 == 49:
-                    await asyncio.sleep(0.03)
-
     async def kill_and_restart(server_index: int) -> None:
         server = two_servers[server_index]
         server.process.send_signal(signal.SIGKILL)
@@ -95,7 +86,7 @@ async def test_client_resumes_across_kills_of_its_server_with_no_gap_and_no_dupl
             stream = client.stream("interop.subscribe", topic=topic)
             items = stream.__aiter__()
             await asyncio.wait_for(stream._started(), 10)
-            publishing = asyncio.ensure_future(publish())
+            publishing = asyncio.ensure_future(publish_sequence(publisher_server.ws_url, topic, total, pause=0.03))
             deadline = time.monotonic() + 120
             while len(got) < total and time.monotonic() < deadline:
                 got.append(await asyncio.wait_for(items.__anext__(), 20))

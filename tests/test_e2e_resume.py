@@ -17,7 +17,7 @@ import pytest
 import redis
 from django.test import override_settings
 
-from conftest import start_server
+from conftest import publish_sequence, start_server
 from streaming_app.brokers.redis import RedisBroker
 from test_e2e_topics import private_redis  # noqa: F401  (fixture)
 from wsclient import connected
@@ -152,14 +152,6 @@ async def test_subscriber_moving_between_processes_killed_mid_stream_sees_no_gap
     got: list[int] = []
     last: str | None = None
 
-    async def publish_through_b() -> None:
-        async with connected(b.ws_url) as pub:
-            for n in range(total):
-                frame = await pub.result(n + 1, "interop.publish", {"topic": topic, "data": n})
-                assert frame["t"] == "end", frame
-                if n % 50 == 49:
-                    await asyncio.sleep(0.02)
-
     async def read(url: str, count: int) -> None:
         """Subscribe (resuming) on ``url`` and read ``count`` items or until the connection drops."""
         nonlocal last
@@ -182,7 +174,7 @@ async def test_subscriber_moving_between_processes_killed_mid_stream_sees_no_gap
 
     context, conn, _ = await subscribe(a.ws_url, topic)  # the topic has a position before publishing starts
     await context.__aexit__(None, None, None)
-    publisher = asyncio.ensure_future(publish_through_b())
+    publisher = asyncio.ensure_future(publish_sequence(b.ws_url, topic, total))
     kills_while_publishing = 0
     try:
         for _ in range(3):
