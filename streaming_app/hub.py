@@ -257,8 +257,8 @@ class Hub:
                     recovered = True
             else:
                 # The reader got further on another process than this one has read yet.
-                backlog = await self.broker.history(subscription.topic, after, after)
-                if backlog.epoch == epoch and after <= backlog.newest:
+                now_epoch, newest = await self.broker.position(subscription.topic)
+                if now_epoch == epoch and after <= newest:
                     subscription._skip_through = after
                     subscription._queue = deque(
                         event for event in subscription._queue if parse_eid(event.eid or "")[1] > after
@@ -284,13 +284,12 @@ class Hub:
     def _release(self, name: str, topic: _Topic) -> None:
         """Deliver the events that waited, until they are done or a new gap holds them again."""
         topic.holding = False
-        while topic.pending and not topic.holding:
-            pending, topic.pending = topic.pending, []
-            for index, (eid, data_json) in enumerate(pending):
-                self._advance(name, topic, eid, data_json)
-                if topic.holding:
-                    topic.pending.extend(pending[index + 1 :])
-                    break
+        pending, topic.pending = topic.pending, []
+        for index, (eid, data_json) in enumerate(pending):
+            self._advance(name, topic, eid, data_json)
+            if topic.holding:  # a new gap: the rest waits behind its fill
+                topic.pending.extend(pending[index + 1 :])
+                return
 
     def remove(self, subscription: Subscription) -> None:
         topic = self.topics.get(subscription.topic)

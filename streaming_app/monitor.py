@@ -260,22 +260,11 @@ class Monitor:
 
     # -- called by the transports (no I/O) --------------------------------------
 
-    def opened(
-        self,
-        method: StreamMethod,
-        ctx: CallContext,
-        *,
-        terminate: Callable[[StreamError], None],
-        waiting: Callable[[], bool],
-        close_connection: Callable[[], None] | None = None,
-        transport: str | None = None,
-    ) -> OpenCall | None:
-        """Start tracking a call; None when bookkeeping is off."""
+    def opened(self, method: StreamMethod, ctx: CallContext, **hooks: Any) -> OpenCall | None:
+        """Start tracking a call (``hooks`` as :class:`OpenCall` takes them); None when bookkeeping is off."""
         if not streaming_settings.MONITOR_CALLS:
             return None
-        call = OpenCall(
-            method, ctx, terminate=terminate, waiting=waiting, close_connection=close_connection, transport=transport
-        )
+        call = OpenCall(method, ctx, **hooks)
         self.calls[(call.connection_id, call.call_id)] = call
         if not ctx.scope.get(IN_PROCESS):  # see streaming_app.testing
             self._ensure_flusher()

@@ -17,11 +17,9 @@ class Backlog:
     ``events`` are ``(offset, data_json)`` pairs, every offset of the range in
     order, or None when the history no longer reaches back that far (or the
     topic keeps none): a resume is exact or it is refused, never partial.
-    ``newest`` is the topic's newest offset in ``epoch``.
     """
 
     epoch: str
-    newest: int
     events: list[tuple[int, str]] | None
 
 

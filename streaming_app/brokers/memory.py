@@ -62,18 +62,14 @@ class MemoryBroker(Broker):
 
     async def history(self, topic: str, after: int, upto: int) -> Backlog:
         with self._lock:
-            newest = self._offsets.get(topic, 0)
-            if upto <= after:
-                return Backlog(self.epoch, newest, [])
             kept = self._history.get(topic)
-            if not kept:
-                return Backlog(self.epoch, newest, None)
-            self._expire(kept, history_policy(topic).ttl)
-            if not kept or kept[0][0] > after + 1 or upto > newest:
-                return Backlog(self.epoch, newest, None)
+            if kept:
+                self._expire(kept, history_policy(topic).ttl)
+            if not kept or kept[0][0] > after + 1 or kept[-1][0] < upto:
+                return Backlog(self.epoch, None)
             first = kept[0][0]
             events = [(offset, data_json) for offset, _, data_json in islice(kept, after + 1 - first, upto + 1 - first)]
-        return Backlog(self.epoch, newest, events)
+        return Backlog(self.epoch, events)
 
     @staticmethod
     def _expire(kept: deque[tuple[int, float, str]], ttl: float | None) -> None:

@@ -90,12 +90,11 @@ return {epoch, redis.call('HGET', KEYS[1], 'seq') or '0'}
 """
 
 # KEYS[1] state hash, KEYS[2] history stream; ARGV: first id, last id.
-# Returns {epoch, seq, entries}: the range and the position read atomically.
+# Returns {epoch, entries}, read atomically, so the entries belong to the epoch.
 HISTORY_SCRIPT = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then return {'', '0', {}} end
-local entries = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[2])
-return {epoch, redis.call('HGET', KEYS[1], 'seq') or '0', entries}
+if not epoch then return {'', {}} end
+return {epoch, redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[2])}
 """
 
 STATE_TTL = 7 * 24 * 3600  # a topic idle this long starts a new epoch
@@ -164,18 +163,14 @@ class RedisBroker(Broker):
     async def history(self, topic: str, after: int, upto: int) -> Backlog:
         client, _ = self._client()
         try:
-            epoch, seq, entries = await client.eval(
-                HISTORY_SCRIPT, 2, *self._keys(topic), f"{after + 1}-0", f"{max(upto, after + 1)}-0"
-            )
+            epoch, entries = await client.eval(HISTORY_SCRIPT, 2, *self._keys(topic), f"{after + 1}-0", f"{upto}-0")
         except (redis.RedisError, OSError) as exc:
             raise Unavailable(f"The broker (Redis) is unreachable: {exc}") from exc
-        newest = int(seq)
-        if upto <= after:
-            return Backlog(epoch.decode(), newest, [])
-        events = [(int(entry_id.split(b"-", 1)[0]), dict(_pairs(fields))[b"d"].decode()) for entry_id, fields in entries]
-        if len(events) != upto - after or (events and events[0][0] != after + 1):
-            return Backlog(epoch.decode(), newest, None)  # trimmed, expired or never kept
-        return Backlog(epoch.decode(), newest, events)
+        if len(entries) != upto - after:  # ids are unique offsets in range: all of them, or some are gone
+            return Backlog(epoch.decode(), None)
+        events = [(int(entry_id.split(b"-", 1)[0]), dict(zip(fields[::2], fields[1::2]))[b"d"].decode())
+                  for entry_id, fields in entries]
+        return Backlog(epoch.decode(), events)
 
     def _client(self) -> tuple[Any, Any]:
         """This event loop's client and publish script (redis.asyncio connections belong to one loop)."""
@@ -258,6 +253,3 @@ class RedisBroker(Broker):
         if entry is not None:
             await entry[0].aclose()
 
-
-def _pairs(fields: list[bytes]) -> list[tuple[bytes, bytes]]:
-    return list(zip(fields[::2], fields[1::2]))
