@@ -16,6 +16,9 @@ publish to the last delivery), p50/p99 publish-to-receive latency, and loss
 * ``streaming_app+history``: the same with the topic keeping history
   (10,000 events, an hour), which resuming needs: the publish script also
   appends to a Redis stream and trims it;
+* ``streaming_app+default gc``: the first with ``GC_GEN0_THRESHOLD`` None, so
+  the servers keep Python's garbage-collector thresholds (what it costs
+  without streaming_app.gc_tuning);
 * ``plain core``: a Channels consumer joining a group per connection, and
   ``group_send`` on channels_redis's ``RedisChannelLayer`` (what users write today);
 * ``plain pubsub``: the same consumer on ``RedisPubSubChannelLayer``.
@@ -175,7 +178,8 @@ def percentile(values: list[float], q: float) -> float:
 async def run_variant(variant: str, args: argparse.Namespace, redis_url: str) -> dict:
     env = {**os.environ, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "bench.fanout_settings",
            "BENCH_LAYER": "pubsub" if variant == "plain pubsub" else "core", "PYTHONPATH": str(ROOT),
-           "BENCH_HISTORY": "1" if variant.endswith("+history") else "0"}
+           "BENCH_HISTORY": "1" if variant.endswith("+history") else "0",
+           "BENCH_DEFAULT_GC": "1" if variant.endswith("+default gc") else "0"}
     tmp = Path(tempfile.mkdtemp(prefix="fanout-"))
     ports = [free_port(), free_port()]
     servers = [
@@ -261,7 +265,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--drain", type=float, default=10.0, help="seconds to wait for deliveries after the burst")
-    parser.add_argument("--variants", default="streaming_app,streaming_app+history,plain core,plain pubsub")
+    parser.add_argument("--variants",
+                        default="streaming_app,streaming_app+history,streaming_app+default gc,plain core,plain pubsub")
     parser.add_argument("--receiver", help=argparse.SUPPRESS)
     parser.add_argument("--streaming", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)

@@ -2,7 +2,8 @@
 
 ``core`` (channels_redis's RedisChannelLayer, what most projects use) or
 ``pubsub`` (RedisPubSubChannelLayer), both on REDIS_URL; topic history on
-with BENCH_HISTORY=1.
+with BENCH_HISTORY=1; the interpreter's garbage-collector thresholds left alone
+with BENCH_DEFAULT_GC=1.
 """
 
 import os
@@ -27,3 +28,5 @@ STREAMING = {
     "HEARTBEAT_TIMEOUT": 600,
     "TOPIC_HISTORY": HISTORY,
 }
+if os.environ.get("BENCH_DEFAULT_GC") == "1":
+    STREAMING["GC_GEN0_THRESHOLD"] = None

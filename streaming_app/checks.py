@@ -65,6 +65,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="streaming_app.E008",
             )
         )
+    threshold = user.get("GC_GEN0_THRESHOLD", DEFAULTS["GC_GEN0_THRESHOLD"])
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int) or threshold <= 0):
+        messages.append(
+            Error(
+                f"STREAMING['GC_GEN0_THRESHOLD'] must be None or a positive integer, got {threshold!r}.",
+                hint="It is gc.set_threshold()'s first argument, e.g. 10000; None leaves the collector alone.",
+                id="streaming_app.E014",
+            )
+        )
     messages.extend(_monitor_messages(user))
     return messages
 

@@ -89,6 +89,12 @@ DEFAULTS: dict[str, Any] = {
     "SWITCHES_MAX_AGE": 5.0,
     # The WebSocket URL the admin's live page connects to (StreamConsumer's route).
     "ADMIN_WEBSOCKET_URL": "/ws/",
+    # The garbage collector's young-generation threshold, raised to this once a
+    # process serves its first stream (never lowered; None: leave it alone).
+    # The interpreter's 700 makes a fan-out to hundreds of subscribers run a
+    # full collection every few seconds, each a pause of every stream (see
+    # streaming_app.gc_tuning).
+    "GC_GEN0_THRESHOLD": 10_000,
 }
 
 IMPORT_STRINGS = ("DEFAULT_AUTHENTICATION_CLASSES", "DEFAULT_PERMISSION_CLASSES")

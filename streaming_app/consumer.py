@@ -29,6 +29,7 @@ from .db import reaper
 from .encoding import json_default
 from .events import Event
 from .flow import CreditGate, Inbox
+from .gc_tuning import tune_for_serving
 from .handshake import authenticate, build_request, origin_allowed
 from .invocation import as_stream_error, effective_timeout, invoke, prepare
 from .monitor import OpenCall, monitor
@@ -263,6 +264,7 @@ class StreamConsumer(AsyncConsumer):
             return
         StreamConsumer.open_connections += 1
         self._counted = True
+        tune_for_serving()
         self.max_frame = settings.MAX_FRAME_BYTES
         self.session = ServerSession(settings.MAX_CALLS_PER_CONNECTION, settings.CLIENT_WINDOW)
         self._last_seen = time.monotonic()

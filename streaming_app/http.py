@@ -56,6 +56,7 @@ from .context import CallContext
 from .db import reaper
 from .encoding import json_default
 from .events import Event
+from .gc_tuning import tune_for_serving
 from .handshake import authenticate
 from .invocation import as_stream_error, effective_timeout, invoke, prepare
 from .monitor import OpenCall, monitor
@@ -276,6 +277,7 @@ class HttpStream:
             # The SSE retry hint, or b"" for NDJSON: daphne writes the headers only with
             # the first body message, so this one sends them now, not with the first item.
             yield self.records.opening().encode()
+            tune_for_serving()
             self.task = loop.create_task(self.produce(), name=f"streaming_app http {self.method.name}")
             self.live = monitor.opened(
                 self.method,
