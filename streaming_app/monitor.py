@@ -241,6 +241,40 @@ def get_store() -> LocalStore | RedisStore:
 # -- the per-process monitor ----------------------------------------------------
 
 
+class Outage:
+    """The log lines of one write that keeps failing: the first failure, one a minute, the recovery.
+
+    The monitor writes every interval; without this a Redis or database outage
+    would log a warning per second per process.
+    """
+
+    REPEAT = 60.0
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.failures = 0
+        self._logged_at: float | None = None
+
+    def failed(self, exc: BaseException, note: str = "") -> None:
+        self.failures += 1
+        now = time.monotonic()
+        if self._logged_at is not None and now - self._logged_at < self.REPEAT:
+            return
+        self._logged_at = now
+        if self.failures == 1:
+            logger.warning("streaming_app: could not %s: %s%s", self.what, exc, note)
+        else:
+            logger.warning(
+                "streaming_app: still cannot %s (%s failures so far): %s%s", self.what, self.failures, exc, note
+            )
+
+    def succeeded(self, note: str = "") -> None:
+        if self.failures:
+            logger.warning("streaming_app: could %s again after %s failures%s", self.what, self.failures, note)
+        self.failures = 0
+        self._logged_at = None
+
+
 def _when(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
 
@@ -253,6 +287,8 @@ class Monitor:
         self.finished: deque[dict[str, Any]] = deque()
         self.dropped = 0
         self._task: asyncio.Task[None] | None = None
+        self.snapshot_outage = Outage("write the live call snapshot")
+        self.history_outage = Outage("write finished calls to the history table")
 
     @property
     def enabled(self) -> bool:
@@ -375,12 +411,11 @@ class Monitor:
         try:
             await get_store().write(process, payload, interval * streaming_settings.MONITOR_TTL_INTERVALS)
         except Exception as exc:
-            logger.warning("streaming_app: could not write the live call snapshot: %s", exc)
+            self.snapshot_outage.failed(exc)
+        else:
+            self.snapshot_outage.succeeded()
 
     async def write_history(self) -> None:
-        if self.dropped:
-            logger.warning("streaming_app: %s finished calls were dropped from the history buffer", self.dropped)
-            self.dropped = 0
         if not self.finished:
             return
         rows = list(self.finished)
@@ -388,12 +423,20 @@ class Monitor:
         try:
             await database_sync_to_async(_insert_history)(rows)
         except Exception as exc:
-            logger.warning("streaming_app: could not write %s finished calls (kept for later): %s", len(rows), exc)
+            # Kept for the next interval, up to HISTORY_BUFFER: the oldest go first.
             limit = streaming_settings.HISTORY_BUFFER
             self.finished.extendleft(reversed(rows[-limit:]))
+            self.dropped += max(0, len(rows) - limit)
             while len(self.finished) > limit:
                 self.finished.popleft()
                 self.dropped += 1
+            self.history_outage.failed(exc, self._dropped_note())
+        else:
+            self.history_outage.succeeded(self._dropped_note())
+            self.dropped = 0
+
+    def _dropped_note(self) -> str:
+        return f"; {self.dropped} dropped beyond HISTORY_BUFFER" if self.dropped else ""
 
 
 def _insert_history(rows: list[dict[str, Any]]) -> None:

@@ -241,3 +241,18 @@ async def test_a_snapshot_that_is_not_rewritten_expires():
     assert listed(await live_calls()) == [False]
     await asyncio.sleep(0.2)
     assert listed(await live_calls()) == []
+
+
+async def test_a_snapshot_store_that_keeps_failing_is_logged_once_and_its_recovery_once(caplog):
+    from conftest import free_port
+
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    caplog.set_level("WARNING", logger="streaming_app")
+    with override_settings(STREAMING={"BROKER": unreachable}):
+        for _ in range(5):
+            await monitor.write_snapshot()
+    await monitor.write_snapshot()  # back on the memory broker: the write succeeds
+    lines = [r.getMessage() for r in caplog.records if r.name == "streaming_app"]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("streaming_app: could not write the live call snapshot: ")
+    assert lines[1] == "streaming_app: could write the live call snapshot again after 5 failures"
