@@ -34,6 +34,13 @@ async def close_worker_connections():
     await sync_to_async(connections.close_all, thread_sensitive=True)()
 
 
+@pytest.fixture(autouse=True)
+def broker_is_the_servers_redis(redis_url, settings):
+    """This process reads the live list and sends commands through the servers' Redis, even when
+    REDIS_URL is unset locally (the project's settings then pick the in-memory broker)."""
+    settings.STREAMING = {**settings.STREAMING, "BROKER": redis_url}
+
+
 @pytest.fixture
 async def store():
     store = get_store()
