@@ -505,10 +505,38 @@ class StreamHTTPView(View):
         return args
 
     async def unary(self, method: StreamMethod, ctx: CallContext, args: dict[str, Any], deadline: float | None) -> HttpResponse:
+        """Run the handler in a task of its own, listed in the admin, which can terminate it."""
+        task = asyncio.ensure_future(within_deadline(ctx, deadline, self._run_unary(method, ctx, args)))
+        terminated: list[exceptions.StreamError] = []
+
+        def terminate(error: exceptions.StreamError) -> None:
+            if not task.done() and not terminated:
+                terminated.append(error)
+                ctx.mark_cancelled()
+                task.cancel()
+
+        live = monitor.opened(method, ctx, terminate=terminate, waiting=lambda: False)
+        outcome = ("disconnected", "")  # the client left, unless the handler ends first
         try:
-            result = await within_deadline(ctx, deadline, self._run_unary(method, ctx, args))
-            return HttpResponse(result_body(result, json_default), content_type=JSON)
+            try:
+                body = result_body(await task, json_default)
+            except asyncio.CancelledError:
+                if terminated and not _being_cancelled():
+                    outcome = ("terminated", str(terminated[0].code))
+                    raise terminated[0] from None
+                if not _being_cancelled():
+                    outcome = ("error", "cancelled")  # raised by the handler itself
+                raise
+            except Exception as exc:
+                error = as_stream_error(exc, ctx)
+                outcome = ("deadline" if error.code is ErrorCode.DEADLINE_EXCEEDED else "error", str(error.code))
+                raise error
+            outcome = ("completed", "")
+            if live is not None:
+                live.bytes_out += len(body)
+            return HttpResponse(body, content_type=JSON)
         finally:
+            monitor.closed(live, *outcome)
             reaper.call_finished(streaming_settings.DB_CONNECTION_CHECK_INTERVAL)
 
     async def _run_unary(self, method: StreamMethod, ctx: CallContext, args: dict[str, Any]) -> Any:

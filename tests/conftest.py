@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -211,3 +212,52 @@ async def publish_sequence(ws_url: str, topic: str, total: int, pause: float = 0
             assert frame["t"] == "end", frame
             if n % 50 == 49:
                 await asyncio.sleep(pause)
+
+
+# -- the system's Chromium, driven by Playwright (nothing is downloaded) ------------------------
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+BROWSER_TIMEOUT_MS = 15_000
+
+
+def unavailable(message: str) -> None:
+    """Skip locally, fail in CI: the browser tests must run there."""
+    if IN_CI:
+        pytest.fail(f"{message} (required in CI)")
+    pytest.skip(message)
+
+
+def chromium_path() -> str:
+    """The system's Chromium (``CHROMIUM`` overrides), with Playwright for Python to drive it."""
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        unavailable("Playwright for Python is not installed (the dev extra)")
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        unavailable("Chromium is not installed (apt-get install chromium chromium-driver)")
+    return path
+
+
+@pytest.fixture
+async def browser():
+    """A headless Chromium for one test (async Playwright)."""
+    from playwright.async_api import async_playwright
+
+    path = chromium_path()
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, timeout=60_000)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def context(browser):
+    """A browser profile of its own: its pages are tabs that share cookies."""
+    profile = await browser.new_context()
+    profile.set_default_timeout(BROWSER_TIMEOUT_MS)
+    yield profile
+    await profile.close()

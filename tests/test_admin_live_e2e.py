@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from test_demo_page import browser, context  # noqa: F401  (fixtures: the system Chromium)
 from wsclient import Connection, connect, wait_for_cleanups
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]

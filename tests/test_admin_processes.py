@@ -180,3 +180,46 @@ async def test_disabling_from_the_admin_with_end_open_ends_calls_on_another_proc
         await conn.close()
     assert (frames[-1]["code"], frames[-1]["details"]) == ("unavailable", {"reason": "disabled", "method": "interop.forever"})
     assert (fresh["code"], fresh["details"]["reason"]) == ("unavailable", "disabled")
+
+
+@pytest.fixture
+def probe_on_redis(tmp_path, redis_url):
+    """One daphne serving the HTTP probe methods (tests/httpprobe_asgi.py), writing its snapshots to Redis."""
+    from conftest import start_server
+
+    server = start_server(
+        tmp_path, app="httpprobe_asgi:application",
+        env={"REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "httpprobe_settings"},
+    )
+    yield server
+    server.stop()
+
+
+async def test_an_http_unary_call_is_listed_and_terminating_it_answers_cancelled_and_runs_its_cleanup(probe_on_redis):
+    tag = uuid.uuid4().hex
+
+    async def listed():
+        calls = (await live_calls())["calls"]
+        return next((c for c in calls if c["method"] == "httpprobe.sleep" and c["transport"] == "http"), None)
+
+    async with httpx.AsyncClient(base_url=f"{probe_on_redis.http_url}/streams/", trust_env=False, timeout=WITHIN) as http:
+        pending = asyncio.ensure_future(http.get("httpprobe.sleep", params={"seconds": 30, "tag": tag}))
+        call = await wait_for(listed)
+        assert (call["kind"], call["process"]) == ("unary", call["process"].split(":")[0] + f":{probe_on_redis.process.pid}")
+        await sync_to_async(control.terminate)(call["process"], call["conn"], call["call"])
+        response = await asyncio.wait_for(pending, WITHIN)
+        finished = (await http.get("httpprobe.finished", params={"tag": tag})).json()["d"]["finished"]
+    assert response.json()["error"] == {
+        "code": "cancelled", "message": "Terminated by an administrator.", "details": {"reason": "terminated"}
+    }
+    assert finished == "cancelled"
+    [row] = await wait_for(history_rows(method="httpprobe.sleep", connection_id=call["conn"]))
+    assert (row.transport, row.end_reason, row.error_code) == ("http", "terminated", "cancelled")
+
+
+async def test_an_http_unary_call_that_returns_is_in_the_history_as_completed(probe_on_redis):
+    async with httpx.AsyncClient(base_url=f"{probe_on_redis.http_url}/streams/", trust_env=False, timeout=WITHIN) as http:
+        response = await http.get("httpprobe.sleep", params={"seconds": 0, "tag": uuid.uuid4().hex})
+    assert response.json() == {"d": {"slept": 0.0}}
+    [row] = await wait_for(history_rows(method="httpprobe.sleep", end_reason="completed"))
+    assert (row.transport, row.kind, row.error_code, row.bytes_out) == ("http", "unary", "", len('{"d":{"slept":0.0}}'))

@@ -1,7 +1,8 @@
 """The live demo page in headless Chromium, served by a real daphne.
 
 The browser is the system's Chromium (``/usr/bin/chromium``, or ``CHROMIUM``),
-driven by Playwright for Python; no browser is downloaded. The page imports
+driven by Playwright for Python (the ``browser`` and ``context`` fixtures of
+conftest.py); no browser is downloaded. The page imports
 ``{% static 'streaming_app/client.js' %}`` as a native ES module, with no
 bundler. Locally the tests skip when Playwright or Chromium is missing; with
 ``CI=true`` they fail.
@@ -9,51 +10,13 @@ bundler. Locally the tests skip when Playwright or Chromium is missing; with
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 
 import pytest
-from conftest import IN_CI
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 CLIENT_PATH = "/static/streaming_app/client.js"
-TIMEOUT_MS = 15_000
-
-
-def unavailable(message: str):
-    if IN_CI:
-        pytest.fail(f"{message} (required in CI)")
-    pytest.skip(message)
-
-
-@pytest.fixture
-async def browser():
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        unavailable("Playwright for Python is not installed (the dev extra)")
-    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        unavailable("Chromium is not installed (/usr/bin/chromium)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, timeout=60_000)
-        yield browser
-        await browser.close()
-
-
-@pytest.fixture
-async def context(browser):
-    """A browser profile of its own: its pages are tabs that share cookies."""
-    context = await browser.new_context()
-    context.set_default_timeout(TIMEOUT_MS)
-    yield context
-    await context.close()
 
 
 class DemoPage:

@@ -9,39 +9,34 @@ system's (/usr/bin/chromium), driven by Playwright; nothing is downloaded.
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
+from conftest import CHROMIUM_ARGS, chromium_path
 
 # No django_db mark: these tests touch no database themselves, and Playwright's
 # sync API keeps an event loop running in this thread, where Django would refuse
 # the database flush that follows a transactional test.
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
 TIMEOUT_MS = 10_000
 STREAM_PATH = "/streams/interop.count"
 
 
 @pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+def sync_browser():
+    """Chromium through Playwright's sync API (conftest's ``browser`` is the async one)."""
+    path = chromium_path()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=TIMEOUT_MS)
+        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, timeout=TIMEOUT_MS)
         yield chromium
         chromium.close()
 
 
 @pytest.fixture
-def page(browser):
-    context = browser.new_context()
+def page(sync_browser):
+    context = sync_browser.new_context()
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.stream_requests = []  # type: ignore[attr-defined]
