@@ -159,6 +159,21 @@ def two_servers(tmp_path, redis_url) -> Iterator[list[Server]]:
 
 
 @pytest.fixture
+async def close_worker_connections():
+    """Close the database connections left open in asgiref's worker thread after the test.
+
+    ``sync_to_async`` runs ORM calls in that thread, and nothing there closes
+    their connection (Channels' test communicator even patches out
+    close_old_connections), so PostgreSQL would refuse to drop the test
+    database while one is open. Modules that need it use it autouse."""
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await sync_to_async(connections.close_all, thread_sensitive=True)()
+
+
+@pytest.fixture
 def make_user(transactional_db):
     """Create committed users (visible to server subprocesses)."""
     from django.contrib.auth import get_user_model

@@ -15,20 +15,12 @@ from django.utils import timezone
 from streaming_app.models import EndpointSwitch, FinishedCall
 from streaming_app.testing import StreamTestClient
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("close_worker_connections")]
 
 LIVE = "/admin/streaming_app/livecall/"
 MEMORY = {"BROKER": "memory://"}
 
 
-@pytest.fixture(autouse=True)
-async def close_worker_connections():
-    """Close connections opened in asgiref's worker thread (see tests/test_consumer.py)."""
-    yield
-    from asgiref.sync import sync_to_async
-    from django.db import connections
-
-    await sync_to_async(connections.close_all, thread_sensitive=True)()
 
 
 @pytest.fixture(autouse=True)

@@ -20,18 +20,13 @@ from streaming_app.models import EndpointSwitch, FinishedCall
 from streaming_app.monitor import get_store, live_calls
 from wsclient import connect
 
-pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.redis, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("close_worker_connections")
+]
 
 WITHIN = 10.0
 
 
-@pytest.fixture(autouse=True)
-async def close_worker_connections():
-    """Close connections opened in asgiref's worker thread (see tests/test_consumer.py)."""
-    yield
-    from django.db import connections
-
-    await sync_to_async(connections.close_all, thread_sensitive=True)()
 
 
 @pytest.fixture(autouse=True)

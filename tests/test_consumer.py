@@ -19,9 +19,7 @@ from collections import defaultdict
 from typing import Any, AsyncIterator, Callable, Literal, Optional
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
-from django.db import connections
 from django.test import override_settings
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers
@@ -34,6 +32,8 @@ from streaming_app.exceptions import StreamError
 from streaming_app.registry import StreamRegistry, registry
 from streaming_app.testing import ConnectionClosed, StreamTestClient
 from streaming_app.views import StreamView
+
+pytestmark = pytest.mark.usefixtures("close_worker_connections")
 
 # -- shared state of the test views ----------------------------------------------------------
 
@@ -249,16 +249,6 @@ class PermissionViews(StreamView):
 TEST_VIEWS = [FlowViews, ArgViews, SerializerViews, EncodingViews, ErrorViews, PermissionViews]
 
 
-@pytest.fixture(autouse=True)
-async def close_worker_connections():
-    """Close database connections a policy check opened in asgiref's worker thread.
-
-    Channels' test communicator patches out close_old_connections while it
-    sends and receives, so the connection ``database_sync_to_async`` would
-    close after the call stays open; PostgreSQL then cannot drop the test
-    database."""
-    yield
-    await sync_to_async(connections.close_all, thread_sensitive=True)()
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,9 @@ from project.demo.models import Note
 from streaming_app import publish_changes
 from wsclient import Connection, connected
 
-pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.redis, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("close_worker_connections")
+]
 
 
 @pytest.fixture
