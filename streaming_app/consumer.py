@@ -19,6 +19,7 @@ from typing import Any, Callable
 from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
+from django.core.exceptions import SuspiciousOperation
 from rest_framework.exceptions import AuthenticationFailed
 
 from . import exceptions
@@ -251,6 +252,14 @@ class StreamConsumer(AsyncConsumer):
         except AuthenticationFailed:
             await self.base_send(accept)
             await self.close(CloseCode.INVALID_CREDENTIALS)
+            return
+        except SuspiciousOperation as exc:
+            # An unreadable request (e.g. more query parameters than
+            # DATA_UPLOAD_MAX_NUMBER_FIELDS): the client's fault, and the same
+            # URL would fail again, so a close clients do not retry.
+            logger.warning("streaming_app: refused a WebSocket handshake: %s", exc)
+            await self.base_send(accept)
+            await self.close(CloseCode.BAD_FRAMES)
             return
         except Exception:
             logger.exception("streaming_app: authentication of a WebSocket handshake failed")

@@ -197,6 +197,12 @@ async def test_garbage_ticket_is_closed_with_4401(daphne_server):
     assert await close_code_before_hello(ticket_url(daphne_server, "garbage:not-signed")) == 4401
 
 
+async def test_a_handshake_with_more_query_parameters_than_django_reads_is_closed_with_4400(daphne_server):
+    query = "&".join(f"k{i}=v" for i in range(1500))  # DATA_UPLOAD_MAX_NUMBER_FIELDS is 1000
+    assert await close_code_before_hello(f"{daphne_server.ws_url}?{query}") == 4400
+    assert "refused a WebSocket handshake: The number of GET/POST parameters exceeded" in daphne_server.log.read_text()
+
+
 async def test_ticket_endpoint_refuses_an_anonymous_user_with_401(daphne_server):
     response = await post_ticket(daphne_server, session=None)
     assert response.status == 401
