@@ -432,6 +432,8 @@ class Monitor:
                 self.dropped += 1
             self.history_outage.failed(exc, self._dropped_note())
         else:
+            if self.dropped and not self.history_outage.failures:  # a burst beyond the buffer, not an outage
+                logger.warning("streaming_app: %s finished calls were dropped beyond HISTORY_BUFFER", self.dropped)
             self.history_outage.succeeded(self._dropped_note())
             self.dropped = 0
 

@@ -256,3 +256,15 @@ async def test_a_snapshot_store_that_keeps_failing_is_logged_once_and_its_recove
     assert len(lines) == 2, lines
     assert lines[0].startswith("streaming_app: could not write the live call snapshot: ")
     assert lines[1] == "streaming_app: could write the live call snapshot again after 5 failures"
+
+
+async def test_calls_ending_faster_than_the_history_buffer_holds_keep_the_newest_and_log_the_count(caplog):
+    caplog.set_level("WARNING", logger="streaming_app")
+    with override_settings(STREAMING={**MEMORY, "HISTORY_BUFFER": 2}):
+        async with StreamTestClient() as client:
+            for _ in range(5):
+                await client.collect("interop.count", {"n": 1})
+        rows = await history()
+    assert [r.call_id for r in rows] == [4, 5]
+    lines = [r.getMessage() for r in caplog.records if r.name == "streaming_app"]
+    assert lines == ["streaming_app: 3 finished calls were dropped beyond HISTORY_BUFFER"]
