@@ -47,23 +47,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from throughput import free_port, python_executable  # noqa: E402
+from throughput import free_port, python_executable, wait_for_port  # noqa: E402
 
 TOPIC = "fanout"
 SUBPROTOCOL = "streaming.v1.json"
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server on port {port} did not start")
 
 
 # -- receiver subprocess ---------------------------------------------------------------------

@@ -69,7 +69,7 @@ export function mountCounter(section, client) {
     } catch (error) {
       if (current !== controller) return; // replaced by a newer run
       if (controller.signal.aborted) show(status, "stopped", "stopped (cancelled on the server)");
-      else show(status, "error", `${error.code ?? error.name}: ${error.message}`);
+      else show(status, "error", describe(error));
     }
   });
   section.querySelector("[data-stop]").addEventListener("click", () => current?.abort());
@@ -90,7 +90,7 @@ export async function mountEcho(section, client) {
     try {
       await call.send({ text, sent: Date.now() });
     } catch (error) {
-      show(status, "error", `${error.code ?? error.name}: ${error.message}`);
+      show(status, "error", describe(error));
     }
   });
 
@@ -105,7 +105,7 @@ export async function mountEcho(section, client) {
       return;
     } catch (error) {
       call = null;
-      show(status, "error", `${error.code ?? error.name}: ${error.message}`);
+      show(status, "error", describe(error));
       if (client.state === "closed") return;
     }
   }
