@@ -234,8 +234,7 @@ class HttpStream:
         except Exception as exc:
             error = as_stream_error(exc, ctx)
             record = self._error_record(error)
-            code = str(error.code)
-            self.outcome = ("deadline" if error.code is ErrorCode.DEADLINE_EXCEEDED else "error", code)
+            self.outcome = failure_outcome(error)
         finally:
             reaper.call_finished(streaming_settings.DB_CONNECTION_CHECK_INTERVAL)
         self._buffer.append(record)
@@ -529,7 +528,7 @@ class StreamHTTPView(View):
                 raise
             except Exception as exc:
                 error = as_stream_error(exc, ctx)
-                outcome = ("deadline" if error.code is ErrorCode.DEADLINE_EXCEEDED else "error", str(error.code))
+                outcome = failure_outcome(error)
                 raise error
             outcome = ("completed", "")
             if live is not None:
@@ -555,6 +554,11 @@ class StreamHTTPView(View):
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # nginx: pass each chunk on at once
         return response
+
+
+def failure_outcome(error: exceptions.StreamError) -> tuple[str, str]:
+    """How the admin's history records an HTTP call that failed with ``error``: end reason, error code."""
+    return ("deadline" if error.code is ErrorCode.DEADLINE_EXCEEDED else "error", str(error.code))
 
 
 def _reject_constant(name: str) -> Any:
