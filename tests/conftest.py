@@ -159,6 +159,18 @@ def two_servers(tmp_path, redis_url) -> Iterator[list[Server]]:
 
 
 @pytest.fixture
+def daphne_on_redis(tmp_path, redis_url) -> Iterator[Server]:
+    """A daphne of the example project on Redis; this process publishes through the same Redis
+    (``publish_changes`` after an ORM change, ``publish``), as a task or a command would."""
+    from django.test import override_settings
+
+    server = start_server(tmp_path, env={"REDIS_URL": redis_url})
+    with override_settings(STREAMING={"BROKER": redis_url}):
+        yield server
+    server.stop()
+
+
+@pytest.fixture
 async def close_worker_connections():
     """Close the database connections left open in asgiref's worker thread after the test.
 
@@ -193,6 +205,24 @@ def make_token(make_user):
         return Token.objects.create(user=make_user(username, is_staff=is_staff)).key
 
     return make
+
+
+@pytest.fixture
+def staff_token(make_token) -> str:
+    """A bearer token of the staff user "dave"."""
+    return make_token("dave", is_staff=True)
+
+
+@pytest.fixture
+def inactive_token(make_token) -> str:
+    """A bearer token of "gone", a user who has been deactivated."""
+    from rest_framework.authtoken.models import Token
+
+    key = make_token("gone")
+    user = Token.objects.get(key=key).user
+    user.is_active = False
+    user.save()
+    return key
 
 
 def redis_available() -> bool:

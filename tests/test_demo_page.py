@@ -194,18 +194,6 @@ async def test_a_note_added_in_one_tab_appears_in_the_other_tabs_live_list(conte
     assert first.errors == [] and second.errors == []
 
 
-@pytest.fixture
-def redis_server(tmp_path, redis_url):
-    """A server on Redis, which this process publishes its ORM changes to as well."""
-    from conftest import start_server
-    from django.test import override_settings
-
-    server = start_server(tmp_path, env={"REDIS_URL": redis_url})
-    with override_settings(STREAMING={"BROKER": redis_url}):
-        yield server
-    server.stop()
-
-
 def in_orm(action):
     """Run ``action`` in a worker thread and close that thread's connection (so teardown can drop the test database)."""
     from asgiref.sync import sync_to_async
@@ -221,12 +209,12 @@ def in_orm(action):
 
 
 @pytest.mark.redis
-async def test_notes_changed_through_the_orm_update_and_leave_the_live_list(context, redis_server):
+async def test_notes_changed_through_the_orm_update_and_leave_the_live_list(context, daphne_on_redis):
     from playwright.async_api import expect
 
     from project.demo.models import Note
 
-    demo = await DemoPage.open(context, redis_server)
+    demo = await DemoPage.open(context, daphne_on_redis)
     await expect(demo.page.locator("#notes [data-status]")).to_have_attribute("data-status", "live")
     note = await in_orm(lambda: Note.objects.create(text="from the ORM"))
     row = demo.page.locator(f"#notes [data-notes] li[data-pk='{note.pk}']")

@@ -103,23 +103,6 @@ def session_id(make_user) -> str:
     return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
-@pytest.fixture
-def staff_token(make_token) -> str:
-    """A bearer token of the staff user "dave"."""
-    return make_token("dave", is_staff=True)
-
-
-@pytest.fixture
-def inactive_user_token(make_token) -> str:
-    from rest_framework.authtoken.models import Token
-
-    key = make_token("gone")
-    user = Token.objects.get(key=key).user
-    user.is_active = False
-    user.save()
-    return key
-
-
 # -- bearer tokens ----------------------------------------------------------------------------------
 
 
@@ -133,8 +116,8 @@ async def test_invalid_bearer_token_is_accepted_then_closed_with_4401_before_hel
     assert await close_code_before_hello(daphne_server.ws_url, headers=headers) == 4401
 
 
-async def test_bearer_token_of_an_inactive_user_is_closed_with_4401(daphne_server, inactive_user_token):
-    headers = {"Authorization": f"Bearer {inactive_user_token}"}
+async def test_bearer_token_of_an_inactive_user_is_closed_with_4401(daphne_server, inactive_token):
+    headers = {"Authorization": f"Bearer {inactive_token}"}
     assert await close_code_before_hello(daphne_server.ws_url, headers=headers) == 4401
 
 

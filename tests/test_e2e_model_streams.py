@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.test import override_settings
 
-from conftest import start_server
 from project.demo.models import Note
 from streaming_app import publish_changes
 from wsclient import Connection, connected
@@ -18,15 +16,6 @@ from wsclient import Connection, connected
 pytestmark = [
     pytest.mark.redis, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("close_worker_connections")
 ]
-
-
-@pytest.fixture
-def server(tmp_path, redis_url):
-    server = start_server(tmp_path, env={"REDIS_URL": redis_url})
-    # This process publishes too (publish_changes), through the same Redis.
-    with override_settings(STREAMING={"BROKER": redis_url}):
-        yield server
-    server.stop()
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -52,9 +41,9 @@ async def change(conn: Connection, call_id: int) -> dict:
     return frame["d"]
 
 
-async def test_snapshot_comes_in_chunks_then_live_changes(server):
+async def test_snapshot_comes_in_chunks_then_live_changes(daphne_on_redis):
     await sync_to_async(Note.objects.bulk_create)([Note(text=f"n{k}") for k in range(250)])
-    async with connected(server.ws_url) as watcher, connected(server.ws_url) as writer:
+    async with connected(daphne_on_redis.ws_url) as watcher, connected(daphne_on_redis.ws_url) as writer:
         chunks = []
         await watcher.call(1, "notes.watch")
         while not chunks or not chunks[-1]["last"]:
@@ -70,11 +59,11 @@ async def test_snapshot_comes_in_chunks_then_live_changes(server):
         assert await change(watcher, 1) == {"op": "deleted", "pk": added["id"]}
 
 
-async def test_viewer_sees_only_rows_of_their_queryset(server, make_token):
+async def test_viewer_sees_only_rows_of_their_queryset(daphne_on_redis, make_token):
     alice, bob = await sync_to_async(make_token)("alice"), await sync_to_async(make_token)("bob")
-    async with connected(server.ws_url, headers=bearer(bob)) as bob_ws:
+    async with connected(daphne_on_redis.ws_url, headers=bearer(bob)) as bob_ws:
         mine = (await bob_ws.result(1, "notes.add", {"text": "bob's secret", "public": False}))["d"]
-        async with connected(server.ws_url, headers=bearer(alice)) as alice_ws:
+        async with connected(daphne_on_redis.ws_url, headers=bearer(alice)) as alice_ws:
             assert await snapshot(alice_ws, 1) == []
             await alice_ws.result(2, "notes.add", {"text": "alice's own", "public": False})
             own = await change(alice_ws, 1)
@@ -95,9 +84,9 @@ async def test_viewer_sees_only_rows_of_their_queryset(server, make_token):
             assert after == {"op": "deleted", "pk": mine["id"]}
 
 
-async def test_bulk_update_is_announced_by_publish_changes(server):
+async def test_bulk_update_is_announced_by_publish_changes(daphne_on_redis):
     notes = await sync_to_async(Note.objects.bulk_create)([Note(text="old") for _ in range(3)])
-    async with connected(server.ws_url) as watcher:
+    async with connected(daphne_on_redis.ws_url) as watcher:
         assert len(await snapshot(watcher, 1)) == 3
 
         def bulk_update():
@@ -111,10 +100,10 @@ async def test_bulk_update_is_announced_by_publish_changes(server):
     assert {(c["op"], c["data"]["text"]) for c in changes} == {("updated", "new")}
 
 
-async def test_changes_inside_a_rolled_back_transaction_are_never_sent(server):
+async def test_changes_inside_a_rolled_back_transaction_are_never_sent(daphne_on_redis):
     from django.db import transaction
 
-    async with connected(server.ws_url) as watcher:
+    async with connected(daphne_on_redis.ws_url) as watcher:
         assert await snapshot(watcher, 1) == []
 
         def rolled_back_then_committed():

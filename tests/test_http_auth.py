@@ -23,22 +23,6 @@ def user_token(make_token) -> str:
 
 
 @pytest.fixture
-def staff_token(make_token) -> str:
-    return make_token("boss", is_staff=True)
-
-
-@pytest.fixture
-def inactive_token(make_token) -> str:
-    from rest_framework.authtoken.models import Token
-
-    key = make_token("gone")
-    user = Token.objects.get(key=key).user
-    user.is_active = False
-    user.save()
-    return key
-
-
-@pytest.fixture
 def session_id(make_user) -> str:
     """The session cookie of the logged-in user "sami"."""
     from django.conf import settings
