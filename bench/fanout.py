@@ -9,7 +9,20 @@ subprocesses (so one Python process is not the limit). Two phases:
 
 Reported per phase: deliveries/s (deliveries over the time from the first
 publish to the last delivery), p50/p99 publish-to-receive latency, and loss
-(expected deliveries that never came). Variants, one after the other:
+(expected deliveries that never came), and CPU time per delivery of the two
+servers together and of the two receivers together (Linux only).
+
+The receivers are the instrument, so they are kept cheap: by default each
+connection is websockets' Sans-I/O ``ClientProtocol`` fed from asyncio protocol
+callbacks on uvloop, and a frame is timed when its bytes arrive. With
+``--client asyncio`` they use websockets' asyncio client instead (a task and a
+queue per connection, asyncio's own loop), as this benchmark did at first:
+on 2 cores those receivers took about 34 µs of CPU per delivery, close to the
+servers' own cost, and their backlog counted as latency. The publisher stamps
+each event just before publishing it and keeps its garbage collector off
+during the phases, so its own pauses do not count either.
+
+Variants, one after the other:
 
 * ``streaming_app``: subscribers call ``interop.subscribe``; the publisher
   calls ``RedisBroker.apublish`` (what ``streaming_app.apublish`` does);
@@ -35,6 +48,7 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -42,6 +56,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -56,41 +71,31 @@ SUBPROTOCOL = "streaming.v1.json"
 # -- receiver subprocess ---------------------------------------------------------------------
 
 
-async def receive(urls: list[str], streaming: bool, out: str) -> None:
+async def receive(urls: list[str], streaming: bool, out: str, client: str) -> None:
     """Hold the connections, record each delivery's latency, stop when told on stdin."""
-    import websockets
-
     latencies = {1: array.array("d"), 2: array.array("d")}
     last_at = {1: 0.0, 2: 0.0}
     live: set[int] = set()
-    conns = []
 
-    async def hold(index: int, url: str) -> None:
-        ws = await websockets.connect(url, subprotocols=[SUBPROTOCOL] if streaming else None, max_queue=None,
-                                      ping_interval=None, open_timeout=30)
-        conns.append(ws)
+    def record(index: int, text: str | bytes, now: float) -> None:
         if streaming:
-            await ws.recv()  # hello
-            await ws.send(json.dumps({"t": "call", "id": 1, "m": "interop.subscribe", "a": {"topic": TOPIC}}))
-        async for text in ws:
-            now = time.time()
-            if streaming:
-                frame = json.loads(text)
-                if frame.get("t") != "next":
-                    continue
-                data = frame["d"]
-            else:
-                data = json.loads(text)
-            phase = data["ph"]
-            if phase == 0:
-                live.add(index)
-                continue
-            latencies[phase].append(now - data["ts"])
-            last_at[phase] = now
+            frame = json.loads(text)
+            if frame.get("t") != "next":
+                return
+            data = frame["d"]
+        else:
+            data = json.loads(text)
+        phase = data["ph"]
+        if phase == 0:
+            live.add(index)
+            return
+        latencies[phase].append(now - data["ts"])
+        last_at[phase] = now
 
+    hold = hold_with_protocol if client == "protocol" else hold_with_asyncio
     tasks = []
     for i, url in enumerate(urls):  # in batches: a burst of 500 handshakes overflows daphne's listen backlog
-        tasks.append(asyncio.ensure_future(hold(i, url)))
+        tasks.append(asyncio.ensure_future(hold(i, url, streaming, record)))
         if i % 50 == 49:
             await asyncio.sleep(0.2)
     reader = asyncio.StreamReader()
@@ -107,7 +112,7 @@ async def receive(urls: list[str], streaming: bool, out: str) -> None:
             reported = True
         if not reported and time.monotonic() - started > 30:
             errors = [repr(t.exception())[:200] for t in tasks if t.done() and t.exception() is not None]
-            print(f"receiver: {len(conns)} connected, {len(live)} live, errors: {errors[:3]}", file=sys.stderr, flush=True)
+            print(f"receiver: {len(live)} of {len(urls)} live, errors: {errors[:3]}", file=sys.stderr, flush=True)
             started = time.monotonic()
         if line == "stop" or reader.at_eof():
             break
@@ -118,8 +123,91 @@ async def receive(urls: list[str], streaming: bool, out: str) -> None:
     }))
     for task in tasks:
         task.cancel()
-    for ws in conns:
-        await ws.close()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+Record = Callable[[int, "str | bytes", float], None]
+CALL = json.dumps({"t": "call", "id": 1, "m": "interop.subscribe", "a": {"topic": TOPIC}})
+
+
+async def hold_with_protocol(index: int, url: str, streaming: bool, record: Record) -> None:
+    """One connection on websockets' Sans-I/O protocol, read in asyncio's protocol callbacks.
+
+    No task per connection and no queue per message: a frame is timed when its
+    bytes arrive, so the figure is the server's latency and not the receiver's
+    own backlog (500 asyncio clients in one process cost more CPU per frame than
+    the server sending them).
+    """
+    from websockets.client import ClientProtocol
+    from websockets.frames import Opcode
+    from websockets.http11 import Response
+    from websockets.typing import Subprotocol
+    from websockets.uri import parse_uri
+
+    loop = asyncio.get_running_loop()
+    opened: asyncio.Future[None] = loop.create_future()
+    closed: asyncio.Future[None] = loop.create_future()
+
+    class Receiver(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.ws = ClientProtocol(parse_uri(url), subprotocols=[Subprotocol(SUBPROTOCOL)] if streaming else None,
+                                     max_size=None)
+            self.hello = streaming  # the first text frame of a streaming connection is hello
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            self.ws.send_request(self.ws.connect())
+            self.flush()
+
+        def data_received(self, data: bytes) -> None:
+            now = time.time()
+            self.ws.receive_data(data)
+            for event in self.ws.events_received():
+                if isinstance(event, Response):
+                    if self.ws.handshake_exc is not None:
+                        opened.set_exception(self.ws.handshake_exc)
+                    else:
+                        opened.set_result(None)
+                elif event.opcode is Opcode.TEXT:
+                    if self.hello:
+                        self.hello = False
+                        self.ws.send_text(CALL.encode())
+                    else:
+                        record(index, event.data, now)
+            self.flush()
+
+        def flush(self) -> None:
+            for chunk in self.ws.data_to_send():
+                if chunk:
+                    self.transport.write(chunk)
+                else:
+                    self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            for future in (opened, closed):
+                if not future.done():
+                    future.set_exception(exc or ConnectionError("connection closed"))
+
+    host, port = url.split("/")[2].split(":")
+    transport, _ = await loop.create_connection(Receiver, host, int(port))
+    try:
+        await asyncio.wait_for(opened, 30)
+        await closed
+    finally:
+        transport.close()
+
+
+async def hold_with_asyncio(index: int, url: str, streaming: bool, record: Record) -> None:
+    """One connection on websockets' asyncio client: a task per connection, a queue per message."""
+    import websockets
+
+    async with websockets.connect(url, subprotocols=[SUBPROTOCOL] if streaming else None, max_queue=None,
+                                  ping_interval=None, open_timeout=30) as ws:
+        if streaming:
+            await ws.recv()  # hello
+            await ws.send(CALL)
+        async for text in ws:
+            record(index, text, time.time())
 
 
 # -- publisher ---------------------------------------------------------------------------------
@@ -155,6 +243,16 @@ async def make_publisher(variant: str, redis_url: str):
     return lambda text: layer.group_send(TOPIC, {"type": "bench.message", "text": text}), getattr(layer, "flush", None)
 
 
+def cpu_seconds(processes: list[subprocess.Popen]) -> float | None:
+    """User + system CPU time the processes used so far (Linux's /proc), or None elsewhere."""
+    try:
+        ticks = sum(sum(map(int, Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13]))
+                    for p in processes)
+    except (OSError, ValueError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -184,7 +282,7 @@ async def run_variant(variant: str, args: argparse.Namespace, redis_url: str) ->
         halves = [urls[0::2], urls[1::2]]
         for k, half in enumerate(halves):
             receivers.append(subprocess.Popen(
-                [python_executable(), __file__, "--receiver", str(tmp / f"r{k}.json"),
+                [python_executable(), __file__, "--receiver", str(tmp / f"r{k}.json"), "--client", args.client,
                  "--streaming" if streaming else "--plain", *half],
                 cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             ))
@@ -202,7 +300,14 @@ async def run_variant(variant: str, args: argparse.Namespace, redis_url: str) ->
             raise RuntimeError("subscribers did not go live within 120 s")
         await asyncio.sleep(0.5)
 
+        # The publisher stamps each event before publishing it: a collection of
+        # this process's own heap (Django, the previous variant's results) in
+        # between would count against the servers. Nothing it allocates in the
+        # phases is cyclic garbage.
+        gc.collect()
+        gc.disable()
         starts = {}
+        cpu = {"server": [cpu_seconds(servers)], "receiver": [cpu_seconds(receivers)]}
         starts[1] = time.time()
         count1 = int(args.rate * args.seconds)
         t0 = time.monotonic()
@@ -212,11 +317,16 @@ async def run_variant(variant: str, args: argparse.Namespace, redis_url: str) ->
                 await asyncio.sleep(delay)
             await publish(payload(1, seq))
         await asyncio.sleep(1.0)
+        cpu["server"].append(cpu_seconds(servers))
+        cpu["receiver"].append(cpu_seconds(receivers))
         starts[2] = time.time()
         for seq in range(args.burst):
             await publish(payload(2, seq))
         publish_seconds = time.time() - starts[2]
         await asyncio.sleep(args.drain)
+        cpu["server"].append(cpu_seconds(servers))
+        cpu["receiver"].append(cpu_seconds(receivers))
+        gc.enable()
         if close is not None:
             await close()
         for receiver in receivers:
@@ -242,7 +352,14 @@ async def run_variant(variant: str, args: argparse.Namespace, redis_url: str) ->
             "p50_ms": percentile(lat, 0.5) * 1000, "p99_ms": percentile(lat, 0.99) * 1000,
             "loss": 1 - len(lat) / expected,
         }
+        for side, times in cpu.items():
+            used = None if None in times[phase - 1 : phase + 1] else times[phase] - times[phase - 1]
+            row[phase][f"{side}_us"] = used / max(len(lat), 1) * 1e6 if used is not None else None
     return row
+
+
+def micros(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
 
 
 def main() -> None:
@@ -254,12 +371,21 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=10.0, help="seconds to wait for deliveries after the burst")
     parser.add_argument("--variants",
                         default="streaming_app,streaming_app+history,streaming_app+default gc,plain core,plain pubsub")
+    parser.add_argument("--client", choices=["protocol", "asyncio"], default="protocol",
+                        help="receivers: websockets' Sans-I/O protocol in uvloop callbacks (default), "
+                             "or its asyncio client, a task per connection on asyncio's loop")
     parser.add_argument("--receiver", help=argparse.SUPPRESS)
     parser.add_argument("--streaming", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
     if args.receiver:
-        asyncio.run(receive(rest, args.streaming, args.receiver))
+        main = receive(rest, args.streaming, args.receiver, args.client)
+        if args.client == "protocol":
+            import uvloop  # uvicorn[standard], a dev dependency, installs it
+
+            uvloop.run(main)
+        else:
+            asyncio.run(main)
         return
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.fanout_settings")
@@ -270,14 +396,17 @@ def main() -> None:
     rows = [asyncio.run(run_variant(v.strip(), args, redis_url)) for v in args.variants.split(",")]
     print(f"\n{args.subscribers} subscribers on 2 daphne processes, Redis {redis_url}")
     print(f"phase 1: {args.rate:g} publishes/s for {args.seconds:g} s; phase 2: {args.burst} publishes flat out\n")
-    print("| variant | phase | deliveries/s | p50 ms | p99 ms | loss | failed conns | publishes/s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"receivers: {args.client}; CPU µs/delivery: the servers' and the receivers' CPU time over the phase\n")
+    print("| variant | phase | deliveries/s | p50 ms | p99 ms | loss | failed conns | publishes/s "
+          "| server CPU µs/delivery | receiver CPU µs/delivery |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         for phase, name in ((1, f"{args.rate:g}/s"), (2, "flat out")):
             p = row[phase]
             rate = f"{args.burst / row['publish_s_burst']:,.0f}" if phase == 2 else f"{args.rate:g}"
             print(f"| {row['variant']} | {name} | {p['per_s']:,.0f} | {p['p50_ms']:.1f} | {p['p99_ms']:.1f} | "
-                  f"{p['loss']:.1%} | {row['failed_connections']} | {rate} |")
+                  f"{p['loss']:.1%} | {row['failed_connections']} | {rate} | {micros(p['server_us'])} | "
+                  f"{micros(p['receiver_us'])} |")
 
 
 if __name__ == "__main__":
