@@ -34,7 +34,11 @@ Variants, one after the other:
   without streaming_app.gc_tuning);
 * ``plain core``: a Channels consumer joining a group per connection, and
   ``group_send`` on channels_redis's ``RedisChannelLayer`` (what users write today);
-* ``plain pubsub``: the same consumer on ``RedisPubSubChannelLayer``.
+* ``streaming_app+uvicorn``: the first served by uvicorn instead of daphne;
+* ``plain pubsub``: the same consumer on ``RedisPubSubChannelLayer``;
+* ``plain pubsub+uvicorn``: the best plain set-up we found: the pub/sub layer,
+  served by uvicorn, with a consumer that skips Channels' per-message
+  ``aclose_old_connections()`` thread hop.
 
     .venv/bin/python bench/fanout.py
     .venv/bin/python bench/fanout.py --subscribers 200 --variants streaming_app,streaming_app+history
@@ -62,7 +66,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from throughput import free_port, python_executable, wait_for_port  # noqa: E402
+from throughput import free_port, python_executable, server_command, wait_for_port  # noqa: E402
 
 TOPIC = "fanout"
 SUBPROTOCOL = "streaming.v1.json"
@@ -235,7 +239,7 @@ async def make_publisher(variant: str, redis_url: str):
             override.disable()
 
         return lambda text: broker.apublish(f"interop.{TOPIC}", text), close
-    if variant == "plain core":
+    if variant.startswith("plain core"):
         from channels_redis.core import RedisChannelLayer as Layer
     else:
         from channels_redis.pubsub import RedisPubSubChannelLayer as Layer
@@ -262,22 +266,23 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run_variant(variant: str, args: argparse.Namespace, redis_url: str) -> dict:
     env = {**os.environ, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "bench.fanout_settings",
-           "BENCH_LAYER": "pubsub" if variant == "plain pubsub" else "core", "PYTHONPATH": str(ROOT),
+           "BENCH_LAYER": "pubsub" if variant.startswith("plain pubsub") else "core", "PYTHONPATH": str(ROOT),
            "BENCH_HISTORY": "1" if variant.endswith("+history") else "0",
            "BENCH_DEFAULT_GC": "1" if variant.endswith("+default gc") else "0"}
     tmp = Path(tempfile.mkdtemp(prefix="fanout-"))
     ports = [free_port(), free_port()]
+    server = "uvicorn" if variant.endswith("+uvicorn") else "daphne"
     servers = [
-        subprocess.Popen([python_executable(), "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "bench.fanout_asgi:application"],
+        subprocess.Popen(server_command(server, port, "bench.fanout_asgi:application"),
                          cwd=ROOT, env=env, stdout=open(tmp / f"server{port}.log", "wb"), stderr=subprocess.STDOUT)
         for port in ports
     ]
     receivers: list[subprocess.Popen] = []
     try:
-        for server, port in zip(servers, ports):
-            wait_for_port(port, server)
+        for process, port in zip(servers, ports):
+            wait_for_port(port, process)
         streaming = variant.startswith("streaming_app")
-        path = "ws/" if streaming else "group/"
+        path = "ws/" if streaming else "group-direct/" if variant == "plain pubsub+uvicorn" else "group/"
         urls = [f"ws://127.0.0.1:{ports[i % 2]}/{path}" for i in range(args.subscribers)]
         halves = [urls[0::2], urls[1::2]]
         for k, half in enumerate(halves):
@@ -370,7 +375,8 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--drain", type=float, default=10.0, help="seconds to wait for deliveries after the burst")
     parser.add_argument("--variants",
-                        default="streaming_app,streaming_app+history,streaming_app+default gc,plain core,plain pubsub")
+                        default="streaming_app,streaming_app+history,streaming_app+default gc,streaming_app+uvicorn,"
+                                "plain core,plain pubsub,plain pubsub+uvicorn")
     parser.add_argument("--client", choices=["protocol", "asyncio"], default="protocol",
                         help="receivers: websockets' Sans-I/O protocol in uvloop callbacks (default), "
                              "or its asyncio client, a task per connection on asyncio's loop")
@@ -394,7 +400,7 @@ def main() -> None:
 
     django.setup()
     rows = [asyncio.run(run_variant(v.strip(), args, redis_url)) for v in args.variants.split(",")]
-    print(f"\n{args.subscribers} subscribers on 2 daphne processes, Redis {redis_url}")
+    print(f"\n{args.subscribers} subscribers on 2 server processes (daphne, or uvicorn where named), Redis {redis_url}")
     print(f"phase 1: {args.rate:g} publishes/s for {args.seconds:g} s; phase 2: {args.burst} publishes flat out\n")
     print(f"receivers: {args.client}; CPU µs/delivery: the servers' and the receivers' CPU time over the phase\n")
     print("| variant | phase | deliveries/s | p50 ms | p99 ms | loss | failed conns | publishes/s "
