@@ -32,9 +32,9 @@ Variants, one after the other:
 * ``streaming_app+default gc``: the first with ``GC_GEN0_THRESHOLD`` None, so
   the servers keep Python's garbage-collector thresholds (what it costs
   without streaming_app.gc_tuning);
+* ``streaming_app+uvicorn``: the first served by uvicorn instead of daphne;
 * ``plain core``: a Channels consumer joining a group per connection, and
   ``group_send`` on channels_redis's ``RedisChannelLayer`` (what users write today);
-* ``streaming_app+uvicorn``: the first served by uvicorn instead of daphne;
 * ``plain pubsub``: the same consumer on ``RedisPubSubChannelLayer``;
 * ``plain pubsub+uvicorn``: the best plain set-up we found: the pub/sub layer,
   served by uvicorn, with a consumer that skips Channels' per-message
@@ -139,8 +139,8 @@ async def hold_with_protocol(index: int, url: str, streaming: bool, record: Reco
 
     No task per connection and no queue per message: a frame is timed when its
     bytes arrive, so the figure is the server's latency and not the receiver's
-    own backlog (500 asyncio clients in one process cost more CPU per frame than
-    the server sending them).
+    own backlog (500 asyncio clients in one process cost about as much CPU per
+    frame as the server sending them).
     """
     from websockets.client import ClientProtocol
     from websockets.frames import Opcode
