@@ -8,9 +8,12 @@ subprocesses (so one Python process is not the limit). Two phases:
 2. flat out: ``--burst`` publishes (default 200) as fast as the publisher goes.
 
 Reported per phase: deliveries/s (deliveries over the time from the first
-publish to the last delivery), p50/p99 publish-to-receive latency, and loss
+publish to the last delivery), p50/p99 publish-to-receive latency, loss
 (expected deliveries that never came), and CPU time per delivery of the two
-servers together and of the two receivers together (Linux only).
+servers together and of the two receivers together (Linux only). "cut off,
+told" counts, over the run, the subscribers that got an error frame instead of
+their events, e.g. ``resource_exhausted`` when a burst outgrows
+``SUBSCRIPTION_BUFFER``: loss the server announced, not silent loss.
 
 The receivers are the instrument, so they are kept cheap: by default each
 connection is websockets' Sans-I/O ``ClientProtocol`` fed from asyncio protocol
@@ -80,11 +83,14 @@ async def receive(urls: list[str], streaming: bool, out: str, client: str) -> No
     latencies = {1: array.array("d"), 2: array.array("d")}
     last_at = {1: 0.0, 2: 0.0}
     live: set[int] = set()
+    told: dict[str, int] = {}  # error frames by code: subscribers the server cut off, and told
 
     def record(index: int, text: str | bytes, now: float) -> None:
         if streaming:
             frame = json.loads(text)
             if frame.get("t") != "next":
+                if frame.get("t") == "error":
+                    told[frame.get("code")] = told.get(frame.get("code"), 0) + 1
                 return
             data = frame["d"]
         else:
@@ -123,7 +129,7 @@ async def receive(urls: list[str], streaming: bool, out: str, client: str) -> No
     failed = sum(1 for task in tasks if task.done() and task.exception() is not None)
     Path(out).write_text(json.dumps({
         "latencies": {str(k): list(v) for k, v in latencies.items()},
-        "last_at": last_at, "failed_connections": failed,
+        "last_at": last_at, "failed_connections": failed, "told": told,
     }))
     for task in tasks:
         task.cancel()
@@ -345,7 +351,12 @@ async def run_variant(variant: str, args: argparse.Namespace, redis_url: str) ->
             if process.poll() is None:
                 process.kill()
                 process.wait(10)
+    told: dict[str, int] = {}
+    for r in results:
+        for code, n in r["told"].items():
+            told[code] = told.get(code, 0) + n
     row = {"variant": variant, "failed_connections": sum(r["failed_connections"] for r in results),
+           "told": ", ".join(f"{n} {code}" for code, n in sorted(told.items())) or "none",
            "publish_s_burst": publish_seconds}
     for phase, count in ((1, count1), (2, args.burst)):
         lat = [v for r in results for v in r["latencies"][str(phase)]]
@@ -403,15 +414,15 @@ def main() -> None:
     print(f"\n{args.subscribers} subscribers on 2 server processes (daphne, or uvicorn where named), Redis {redis_url}")
     print(f"phase 1: {args.rate:g} publishes/s for {args.seconds:g} s; phase 2: {args.burst} publishes flat out\n")
     print(f"receivers: {args.client}; CPU µs/delivery: the servers' and the receivers' CPU time over the phase\n")
-    print("| variant | phase | deliveries/s | p50 ms | p99 ms | loss | failed conns | publishes/s "
+    print("| variant | phase | deliveries/s | p50 ms | p99 ms | loss | failed conns | cut off, told | publishes/s "
           "| server CPU µs/delivery | receiver CPU µs/delivery |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         for phase, name in ((1, f"{args.rate:g}/s"), (2, "flat out")):
             p = row[phase]
             rate = f"{args.burst / row['publish_s_burst']:,.0f}" if phase == 2 else f"{args.rate:g}"
             print(f"| {row['variant']} | {name} | {p['per_s']:,.0f} | {p['p50_ms']:.1f} | {p['p99_ms']:.1f} | "
-                  f"{p['loss']:.1%} | {row['failed_connections']} | {rate} | {micros(p['server_us'])} | "
+                  f"{p['loss']:.1%} | {row['failed_connections']} | {row['told']} | {rate} | {micros(p['server_us'])} | "
                   f"{micros(p['receiver_us'])} |")
 
 
