@@ -370,7 +370,7 @@ async def run_variant(variant: str, args: argparse.Namespace, redis_url: str) ->
         }
         for side, times in cpu.items():
             used = None if None in times[phase - 1 : phase + 1] else times[phase] - times[phase - 1]
-            row[phase][f"{side}_us"] = used / max(len(lat), 1) * 1e6 if used is not None else None
+            row[phase][f"{side}_us"] = used / len(lat) * 1e6 if used is not None and lat else None
     return row
 
 
