@@ -65,6 +65,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from websockets.client import ClientProtocol
+from websockets.frames import Opcode
+from websockets.http11 import Response
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -140,69 +146,71 @@ Record = Callable[[int, "str | bytes", float], None]
 CALL = json.dumps({"t": "call", "id": 1, "m": "interop.subscribe", "a": {"topic": TOPIC}})
 
 
-async def hold_with_protocol(index: int, url: str, streaming: bool, record: Record) -> None:
-    """One connection on websockets' Sans-I/O protocol, read in asyncio's protocol callbacks.
+class Receiver(asyncio.Protocol):
+    """One subscriber on websockets' Sans-I/O protocol, read in the event loop's protocol callbacks.
 
     No task per connection and no queue per message: a frame is timed when its
     bytes arrive, so the figure is the server's latency and not the receiver's
     own backlog (500 asyncio clients in one process cost about as much CPU per
     frame as the server sending them).
     """
-    from websockets.client import ClientProtocol
-    from websockets.frames import Opcode
-    from websockets.http11 import Response
-    from websockets.typing import Subprotocol
-    from websockets.uri import parse_uri
 
-    loop = asyncio.get_running_loop()
-    opened: asyncio.Future[None] = loop.create_future()
-    closed: asyncio.Future[None] = loop.create_future()
+    def __init__(self, index: int, url: str, streaming: bool, record: Record) -> None:
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.index = index
+        self.record = record
+        self.ws = ClientProtocol(parse_uri(url), subprotocols=[Subprotocol(SUBPROTOCOL)] if streaming else None,
+                                 max_size=None)
+        self.hello = streaming  # the first text frame of a streaming connection is hello
 
-    class Receiver(asyncio.Protocol):
-        def __init__(self) -> None:
-            self.ws = ClientProtocol(parse_uri(url), subprotocols=[Subprotocol(SUBPROTOCOL)] if streaming else None,
-                                     max_size=None)
-            self.hello = streaming  # the first text frame of a streaming connection is hello
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.ws.send_request(self.ws.connect())
+        self.flush()
 
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.transport = transport
-            self.ws.send_request(self.ws.connect())
-            self.flush()
-
-        def data_received(self, data: bytes) -> None:
-            now = time.time()
-            self.ws.receive_data(data)
-            for event in self.ws.events_received():
-                if isinstance(event, Response):
-                    if self.ws.handshake_exc is not None:
-                        opened.set_exception(self.ws.handshake_exc)
-                    else:
-                        opened.set_result(None)
-                elif event.opcode is Opcode.TEXT:
-                    if self.hello:
-                        self.hello = False
-                        self.ws.send_text(CALL.encode())
-                    else:
-                        record(index, event.data, now)
-            self.flush()
-
-        def flush(self) -> None:
-            for chunk in self.ws.data_to_send():
-                if chunk:
-                    self.transport.write(chunk)
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Response):
+                if self.ws.handshake_exc is not None:
+                    self.opened.set_exception(self.ws.handshake_exc)
                 else:
-                    self.transport.close()
+                    self.opened.set_result(None)
+            elif event.opcode is Opcode.TEXT:
+                if self.hello:
+                    self.hello = False
+                    self.ws.send_text(CALL.encode())
+                else:
+                    self.record(self.index, event.data, now)
+        self.flush()
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            for future in (opened, closed):
-                if not future.done():
-                    future.set_exception(exc or ConnectionError("connection closed"))
+    def flush(self) -> None:
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+            else:
+                self.transport.close()
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(exc or ConnectionError("closed before the handshake"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+async def hold_with_protocol(index: int, url: str, streaming: bool, record: Record) -> None:
+    """One connection on :class:`Receiver`, held until the server closes it or the task is cancelled."""
     host, port = url.split("/")[2].split(":")
-    transport, _ = await loop.create_connection(Receiver, host, int(port))
+    transport, receiver = await asyncio.get_running_loop().create_connection(
+        lambda: Receiver(index, url, streaming, record), host, int(port)
+    )
     try:
-        await asyncio.wait_for(opened, 30)
-        await closed
+        await asyncio.wait_for(receiver.opened, 30)
+        await receiver.closed
+        raise ConnectionError("the server closed the connection")
     finally:
         transport.close()
 
