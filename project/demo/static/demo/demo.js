@@ -82,17 +82,7 @@ export async function mountEcho(section, client) {
   const list = section.querySelector("[data-replies]");
   let call = null;
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const text = form.elements.message.value.trim();
-    if (!text || call === null) return;
-    form.elements.message.value = "";
-    try {
-      await call.send({ text, sent: Date.now() });
-    } catch (error) {
-      show(status, "error", describe(error));
-    }
-  });
+  sendFromForm(form, status, () => call, (text) => ({ text, sent: Date.now() }));
 
   // One call at a time; a new one after the connection comes back.
   for (;;) {
@@ -112,6 +102,22 @@ export async function mountEcho(section, client) {
 }
 
 const REJOIN_DELAY_MS = 1000;
+
+/** Sends the form's message, made into an item by toItem, on the call open at the time (none: nothing is sent). */
+function sendFromForm(form, status, currentCall, toItem) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = form.elements.message.value.trim();
+    const call = currentCall();
+    if (!text || call === null) return;
+    form.elements.message.value = "";
+    try {
+      await call.send(toItem(text));
+    } catch (error) {
+      show(status, "error", describe(error));
+    }
+  });
+}
 
 function describe(error) {
   return `${error.code ?? error.name}: ${error.message}`;
@@ -133,17 +139,7 @@ export async function mountChat(section, client, room = "lobby") {
   const name = `guest-${Math.random().toString(36).slice(2, 6)}`; // signed-in users appear under their username
   let call = null;
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const text = form.elements.message.value.trim();
-    if (!text || call === null) return;
-    form.elements.message.value = "";
-    try {
-      await call.send({ text });
-    } catch (error) {
-      show(status, "error", describe(error));
-    }
-  });
+  sendFromForm(form, status, () => call, (text) => ({ text }));
 
   for (;;) {
     try {
