@@ -1,15 +1,21 @@
 """Model changes as topic events: what model change streams listen to.
 
 ``post_save`` and ``post_delete`` of a tracked model publish after the
-transaction commits. ``QuerySet.update()``, ``bulk_create()``, raw SQL and
-changes made outside Django send no signal: announce them with
+transaction commits (a rolled-back one publishes nothing). ``QuerySet.update()``,
+``bulk_create()``, ``bulk_update()``, raw SQL and changes made outside Django
+send no signal: do those writes through :class:`ChangeQuerySet` (the manager
+:class:`ChangeManager`), which publishes what it wrote, or announce them with
 :func:`publish_changes`.
+
+An event names rows, not their contents (``{"op": "updated", "pks": [7]}``):
+each serving process reads the rows once and decides per watcher what it may
+see, so nothing a viewer may not see ever travels in the event.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence, TypeVar
 
 from django.db import models, router, transaction
 from django.db.models.signals import post_delete, post_save
@@ -19,6 +25,13 @@ from .topics import publish
 logger = logging.getLogger("streaming_app")
 
 CREATED, UPDATED, DELETED = "created", "updated", "deleted"
+OPS = (CREATED, UPDATED, DELETED)
+
+# Rows named by one event: a bulk write of many rows becomes several events,
+# each well under the frame limit.
+PKS_PER_EVENT = 500
+
+M = TypeVar("M", bound=models.Model)
 
 
 def model_topic(model: type[models.Model]) -> str:
@@ -27,8 +40,13 @@ def model_topic(model: type[models.Model]) -> str:
     return f"models.{meta.app_label}.{meta.model_name}"
 
 
+def wire_pk(value: Any) -> Any:
+    """A primary key as it travels in JSON (UUIDs and the like as strings)."""
+    return value if isinstance(value, (int, str)) else str(value)
+
+
 def publish_changes(
-    target: type[models.Model] | models.QuerySet | models.Model,
+    target: type[models.Model] | models.QuerySet[Any] | models.Model,
     pks: Iterable[Any] | None = None,
     *,
     op: str = UPDATED,
@@ -38,10 +56,12 @@ def publish_changes(
 
     ``publish_changes(Order.objects.filter(shop=shop))`` after an ``update()``;
     ``publish_changes(Order, [o.pk for o in created], op="created")`` after a
-    ``bulk_create()``. Streams re-read each row through their viewer's
-    queryset, so ``op`` is a hint: a row that left the queryset is sent as
-    deleted whatever ``op`` says.
+    ``bulk_create()``. Streams read each row as it is when they get the event,
+    so ``op`` is a hint: a row that is gone or out of a viewer's sight is sent
+    to that viewer as deleted whatever ``op`` says.
     """
+    if op not in OPS:
+        raise ValueError(f"op must be one of {', '.join(OPS)}, not {op!r}.")
     if isinstance(target, models.QuerySet):
         model = target.model
         pks = list(target.values_list("pk", flat=True)) if pks is None else pks
@@ -50,12 +70,57 @@ def publish_changes(
         model, pks = type(target), [target.pk]
     else:
         model = target
-    pk_list = [pk if isinstance(pk, (int, str)) else str(pk) for pk in (pks or ())]
+    pk_list = [wire_pk(pk) for pk in (pks or ()) if pk is not None]
     if not pk_list:
         return
     topic = model_topic(model)
-    event = {"op": op, "pks": pk_list}
-    transaction.on_commit(lambda: publish(topic, event), using=using or router.db_for_write(model), robust=True)
+    for start in range(0, len(pk_list), PKS_PER_EVENT):
+        event = {"op": op, "pks": pk_list[start : start + PKS_PER_EVENT]}
+        transaction.on_commit(
+            lambda event=event: publish(topic, event), using=using or router.db_for_write(model), robust=True
+        )
+
+
+class ChangeQuerySet(models.QuerySet[M]):
+    """A queryset whose bulk writes tell change streams what they changed.
+
+    ``update()``, ``bulk_create()`` and ``bulk_update()`` send no signals, so
+    a change stream would not see them; these publish the rows they wrote once
+    the transaction commits. ``delete()`` needs nothing: Django sends
+    ``post_delete`` per row of a model that has receivers, as tracked models do.
+    """
+
+    def update(self, **kwargs: Any) -> int:
+        # The rows are read first, in the same transaction: after the update
+        # they may no longer match the queryset's filters.
+        with transaction.atomic(using=self.db, savepoint=False):
+            pks = list(self.values_list("pk", flat=True))
+            count = super().update(**kwargs)
+            publish_changes(self.model, pks, op=UPDATED, using=self.db)
+        return count
+
+    def bulk_create(self, objs: Iterable[M], *args: Any, **kwargs: Any) -> list[M]:
+        created = super().bulk_create(objs, *args, **kwargs)
+        missing = sum(1 for obj in created if obj.pk is None)
+        if missing:
+            logger.warning(
+                "bulk_create() of %s: %d rows came back without a primary key (the database cannot "
+                "return them); announce them with publish_changes().",
+                self.model._meta.label,
+                missing,
+            )
+        publish_changes(self.model, [obj.pk for obj in created], op=CREATED, using=self.db)
+        return created
+
+    def bulk_update(self, objs: Iterable[M], fields: Sequence[str], *args: Any, **kwargs: Any) -> int:
+        objs = list(objs)
+        count = super().bulk_update(objs, fields, *args, **kwargs)
+        publish_changes(self.model, [obj.pk for obj in objs], op=UPDATED, using=self.db)
+        return count
+
+
+class ChangeManager(models.Manager.from_queryset(ChangeQuerySet)):  # type: ignore[misc]
+    """``objects = ChangeManager()``: the default manager of a model with change streams."""
 
 
 def _saved(sender: type[models.Model], instance: models.Model, created: bool, using: str, **kwargs: Any) -> None:

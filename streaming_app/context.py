@@ -102,7 +102,15 @@ class CallContext:
 
     # -- topics --------------------------------------------------------------------
 
-    def subscribe(self, topic: str, *, resumable: bool | None = None, buffer: int | None = None) -> Subscription:
+    def subscribe(
+        self,
+        topic: str,
+        *,
+        resumable: bool | None = None,
+        buffer: int | None = None,
+        after: str | None = None,
+        on_error: Callable[[exceptions.StreamError], None] | None = None,
+    ) -> Subscription:
         """What is published on ``topic`` from now on, if the view allows this user to read it.
 
         ``async for event in ctx.subscribe(topic): yield event`` relays a topic;
@@ -117,17 +125,24 @@ class CallContext:
         that carried a resume point gets what it missed first. Further
         subscriptions of the call are not (their event ids belong to other
         topics), unless ``resumable=True``.
+
+        A stream that keeps positions of its own (model change streams) passes
+        ``resumable=False`` with ``after``, the topic event id to resume after,
+        announces its own ``ready``, and may pass ``on_error`` to see a
+        subscription's error (and its resume point) before the call ends with it.
         """
         from .db import call_sync_policy
         from .topics import subscribe
 
         if resumable is None:
-            resumable = not self._subscriptions and not self._ready_sent
+            resumable = not self._subscriptions and not self._ready_sent and after is None
+        if resumable and after is not None:
+            raise ValueError("A resumable subscription resumes from the call's resume point; 'after' needs resumable=False.")
         subscription = subscribe(
             topic,
-            resume=self.resume if resumable else None,
+            resume=self.resume if resumable else after,
             buffer=buffer,
-            on_error=self.abort,
+            on_error=on_error or self.abort,
             on_ready=self.ready if resumable else None,
         )
         view = self.view

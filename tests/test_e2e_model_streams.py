@@ -22,9 +22,11 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def snapshot(conn: Connection, call_id: int) -> list[dict]:
-    """Start ``notes.watch`` and read its snapshot chunks up to the last one."""
-    await conn.call(call_id, "notes.watch")
+async def snapshot(conn: Connection, call_id: int, args: dict | None = None) -> list[dict]:
+    """Start ``notes.watch``, read its ``ready`` and its snapshot chunks up to the last one."""
+    await conn.call(call_id, "notes.watch", args)
+    ready = await conn.recv_for(call_id)
+    assert ready["t"] == "ready", ready
     rows: list[dict] = []
     for _ in range(100):
         frame = await conn.recv_for(call_id)
@@ -46,6 +48,7 @@ async def test_snapshot_comes_in_chunks_then_live_changes(daphne_on_redis):
     async with connected(daphne_on_redis.ws_url) as watcher, connected(daphne_on_redis.ws_url) as writer:
         chunks = []
         await watcher.call(1, "notes.watch")
+        assert (await watcher.recv_for(1))["t"] == "ready"
         while not chunks or not chunks[-1]["last"]:
             chunks.append((await watcher.recv_for(1))["d"])
         assert [len(chunk["data"]) for chunk in chunks] == [100, 100, 50]

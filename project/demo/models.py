@@ -1,5 +1,7 @@
 from django.db import models
 
+from streaming_app.changes import ChangeManager
+
 
 class Cleanup(models.Model):
     """How many ``interop.forever`` calls with a tag have run their ``finally``.
@@ -24,6 +26,8 @@ class Note(models.Model):
     text = models.CharField(max_length=500)
     public = models.BooleanField(default=True)
     updated = models.DateTimeField(auto_now=True)
+
+    objects = ChangeManager()  # update() and bulk writes publish to notes.watch too
 
     class Meta:
         ordering = ["pk"]

@@ -138,11 +138,16 @@ class NoteSerializer(serializers.ModelSerializer):
 
 
 class NoteStreams(ModelStreamView):
-    """The demo's live list: ``notes.watch`` sends a snapshot, then changes, per viewer."""
+    """The demo's live list: ``notes.watch(id=None, public=None)`` sends a snapshot, then changes, per viewer.
+
+    ``is_visible`` is ``get_queryset()``'s rule for one row, so every watcher
+    of a process shares one read of each change.
+    """
 
     namespace = "notes"
     queryset = Note.objects.select_related("owner")
     serializer_class = NoteSerializer
+    filter_fields = ["id", "public"]
 
     def get_queryset(self):
         queryset = super().get_queryset()
@@ -150,6 +155,10 @@ class NoteStreams(ModelStreamView):
         if user.is_authenticated:
             return queryset.filter(Q(public=True) | Q(owner=user))
         return queryset.filter(public=True)
+
+    def is_visible(self, note: Note) -> bool:
+        user = self.request.user
+        return note.public or (user.is_authenticated and note.owner_id == user.pk)
 
     @unary
     def add(self, ctx, text: str, public: bool = True) -> dict:

@@ -1,0 +1,143 @@
+"""Changed rows read once per process, shared by every watcher of a model.
+
+A change event names rows (``{"op": "updated", "pks": [7]}``). Each watcher
+must learn what those rows are now, whether it may see them and how they
+render. Reading them once per watcher made the database work of one change
+grow with the watchers (three transactions each, on the process's one
+database thread, where handshakes queued behind them). Here the first watcher
+to reach an event starts one read and every other watcher of the same
+queryset awaits that same read: one query per change, event and process,
+whatever the number of watchers. Reads run on a thread of their own, so the
+process's other database calls never wait behind them, and each rendering of
+a row is serialized and encoded once, then shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Hashable
+
+from django.db import close_old_connections
+
+from .encoding import json_default
+from .protocol import frames as wire
+
+# Reads kept for watchers that reach an event later than the first one: a
+# watcher behind by more events than this reads again (same result, more work).
+KEPT_READS = 256
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _reader() -> ThreadPoolExecutor:
+    """The process's change-reading thread (one connection, started on first use)."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streaming_app.changes")
+        return _executor
+
+
+def _with_connection(func: Callable[[], Any]) -> Any:
+    """Run ``func`` with the thread's connection checked before and after, as Django's requests do."""
+    close_old_connections()
+    try:
+        return func()
+    finally:
+        close_old_connections()
+
+
+async def run_read(func: Callable[[], Any]) -> Any:
+    """Run a read on the change-reading thread."""
+    return await asyncio.get_running_loop().run_in_executor(_reader(), _with_connection, func)
+
+
+class ChangedRows:
+    """The rows one change event names, as one queryset reads them now.
+
+    ``rows`` maps wire primary keys to model instances (rows that are gone, or
+    outside the queryset, are absent). Renderings (serialized rows) and the
+    JSON of the items made from them are computed once per rendering key.
+    """
+
+    __slots__ = ("rows", "_rendered", "_items")
+
+    def __init__(self, rows: dict[Any, Any]) -> None:
+        self.rows = rows
+        self._rendered: dict[Hashable, asyncio.Future[dict[Any, Any]]] = {}
+        self._items: dict[tuple[Hashable, Any, str], str] = {}
+
+    async def rendered(self, key: Hashable, render: Callable[[list[Any]], list[Any]]) -> dict[Any, Any]:
+        """The serialized rows for rendering ``key`` (``render`` runs once per key, on the reading thread)."""
+        future = self._rendered.get(key)
+        if future is None:
+            future = self._rendered[key] = asyncio.ensure_future(self._render(render))
+        return await asyncio.shield(future)
+
+    async def _render(self, render: Callable[[list[Any]], list[Any]]) -> dict[Any, Any]:
+        pks = list(self.rows)
+        if not pks:
+            return {}
+        data = await run_read(lambda: render([self.rows[pk] for pk in pks]))
+        return dict(zip(pks, data))
+
+    def item_json(self, key: Hashable, pk: Any, op: str, data: Any) -> str:
+        """The JSON of ``{"op", "pk", "data"}`` for one rendering, encoded once and shared."""
+        cache_key = (key, pk, op)
+        text = self._items.get(cache_key)
+        if text is None:
+            text = self._items[cache_key] = wire.dumps({"op": op, "pk": pk, "data": data}, json_default)
+        return text
+
+
+class ChangeFeed:
+    """One process's reads of change events, keyed by (event, queryset)."""
+
+    def __init__(self, kept: int = KEPT_READS) -> None:
+        self.kept = kept
+        self._reads: OrderedDict[Hashable, asyncio.Future[ChangedRows]] = OrderedDict()
+        self.reads_started = 0  # how many reads this feed ran (the benchmark and tests report it)
+
+    async def rows(self, key: Hashable, read: Callable[[], dict[Any, Any]]) -> ChangedRows:
+        """The rows for ``key``: read once (``read`` runs on the reading thread), then shared.
+
+        The read is a task of its own: a watcher cancelled while it waits
+        cancels nothing for the others. A failed read is forgotten, so the
+        next watcher tries again.
+        """
+        future = self._reads.get(key)
+        if future is None:
+            self.reads_started += 1
+            future = asyncio.ensure_future(self._read(read))
+            self._reads[key] = future
+            future.add_done_callback(lambda done: self._forget_failed(key, done))
+            while len(self._reads) > self.kept:
+                self._reads.popitem(last=False)
+        return await asyncio.shield(future)
+
+    @staticmethod
+    async def _read(read: Callable[[], dict[Any, Any]]) -> ChangedRows:
+        return ChangedRows(await run_read(read))
+
+    def _forget_failed(self, key: Hashable, future: asyncio.Future[ChangedRows]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            if self._reads.get(key) is future:
+                del self._reads[key]
+
+
+_feeds: dict[asyncio.AbstractEventLoop, ChangeFeed] = {}
+
+
+def get_feed() -> ChangeFeed:
+    """The change feed of the running event loop (a server process has one)."""
+    loop = asyncio.get_running_loop()
+    feed = _feeds.get(loop)
+    if feed is None:
+        for old in [old for old in _feeds if old.is_closed()]:
+            del _feeds[old]
+        feed = _feeds[loop] = ChangeFeed()
+    return feed
