@@ -7,6 +7,8 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 
 from .conf import DEFAULTS, IMPORT_STRINGS, POSITIVE_NUMBERS, _import, streaming_settings
 
@@ -186,6 +188,8 @@ def check_topic_history(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         return []  # E001 says so
     try:
         parse_policies(streaming_settings.TOPIC_HISTORY)
+        if streaming_settings.MODEL_STREAM_HISTORY is not None:
+            parse_policies({"models.*": streaming_settings.MODEL_STREAM_HISTORY})
     except ImproperlyConfigured as exc:
         return [
             Error(
@@ -195,3 +199,63 @@ def check_topic_history(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         ]
     return []
+
+
+@register(Tags.models)
+def check_model_streams(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Model stream views whose model or serializer cannot be streamed: errors at start-up, not per call."""
+    from .generics import ModelStreamView, filter_field, filter_type
+    from .registry import registry
+
+    messages: list[Any] = []
+    for view_class in registry.views().values():
+        if not issubclass(view_class, ModelStreamView):
+            continue
+        where = f"{view_class.__module__}.{view_class.__qualname__}"
+        if view_class.queryset is None:
+            messages.append(
+                Error(f"{where} has no 'queryset'.", hint="Set queryset = Model.objects.all() on the view.",
+                      obj=view_class, id="streaming_app.E020")
+            )
+            continue
+        model = view_class.queryset.model
+        pk = model._meta.pk
+        composite = getattr(models, "CompositePrimaryKey", None)
+        if pk is None or (composite is not None and isinstance(pk, composite)):
+            messages.append(
+                Error(
+                    f"{where} streams {model._meta.label}, which has no single-column primary key.",
+                    hint="Change streams key rows by one primary key column; stream a model that has one.",
+                    obj=view_class, id="streaming_app.E021",
+                )
+            )
+            continue
+        serializer_class = view_class.serializer_class
+        if serializer_class is not None:
+            try:
+                fields = serializer_class().fields
+            except Exception as exc:  # a serializer that cannot even be built
+                fields, problem = {}, f"cannot be built ({exc})"
+            else:
+                problem = f"has no {pk.name!r} field"
+            if pk.name not in fields and "id" not in fields:
+                messages.append(
+                    Error(
+                        f"{where}: its serializer {serializer_class.__qualname__} {problem}.",
+                        hint=f"Clients match changes to rows by primary key: include {pk.name!r} in the serializer's fields.",
+                        obj=view_class, id="streaming_app.E022",
+                    )
+                )
+        for name in view_class.filter_fields:
+            try:
+                filter_type(filter_field(model, name))
+            except (LookupError, FieldDoesNotExist) as exc:
+                messages.append(
+                    Error(
+                        f"{where}.filter_fields: {name!r} cannot filter a watch ({exc}).",
+                        hint="Name concrete fields of the model (or foreign keys) of a simple type: "
+                        "integers, strings, booleans, dates, UUIDs, decimals.",
+                        obj=view_class, id="streaming_app.E023",
+                    )
+                )
+    return messages

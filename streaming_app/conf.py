@@ -63,6 +63,10 @@ DEFAULTS: dict[str, Any] = {
     # history (its subscribers still resume when they missed nothing). E.g.
     # {"chat.*": {"size": 1000, "ttl": 3600}, "*": {"size": 100}}.
     "TOPIC_HISTORY": {},
+    # The history of model change topics (``models.<app>.<model>``) that no
+    # TOPIC_HISTORY pattern matches: what lets a model stream's watcher resume
+    # with only the changes it missed instead of a new snapshot.
+    "MODEL_STREAM_HISTORY": {"size": 1000, "ttl": 3600},
     # HTTP transport (streaming_app.http): the reconnection delay hint sent to
     # EventSource clients as ``retry:``, in milliseconds (None: no hint), and
     # the seconds without output after which an SSE or NDJSON stream sends a

@@ -41,8 +41,9 @@ from django.db import models
 from . import exceptions
 from .changefeed import ChangedRows, get_feed
 from .changes import CREATED, DELETED, UPDATED, model_topic, track, wire_pk
+from .context import CallContext
 from .db import run_in_worker
-from .decorators import MARK, MethodOptions
+from .decorators import MARK, MethodOptions, server_stream
 from .events import Event
 from .hub import parse_eid
 from .protocol import frames as wire
@@ -50,7 +51,6 @@ from .protocol.session import CallKind
 from .views import StreamView
 
 if TYPE_CHECKING:
-    from .context import CallContext
     from .hub import Subscription
 
 # A model field's Python type, for the watch's filter arguments (first match wins).
@@ -142,7 +142,8 @@ class ModelStreamView(StreamView):
 
     @classmethod
     def on_registered(cls) -> None:
-        track(cls.get_model())
+        if cls.queryset is not None:  # without one, streaming_app.E020 says so
+            track(cls.queryset.model)
 
     @classmethod
     def get_model(cls) -> type[models.Model]:
@@ -193,6 +194,12 @@ class ModelStreamView(StreamView):
         return list(self.get_serializer(rows, many=True).data)
 
     # -- the stream ------------------------------------------------------------------
+
+    @server_stream
+    async def watch(self, ctx: CallContext) -> AsyncIterator[Any]:
+        """Replaced, in each subclass with a ``queryset``, by one taking its ``filter_fields``."""
+        async for item in self.stream_changes(ctx, {}):
+            yield item
 
     async def stream_changes(self, ctx: CallContext, filters: dict[str, Any]) -> AsyncIterator[Any]:
         """``watch``'s body: ready, the snapshot (unless resumed), then changes."""

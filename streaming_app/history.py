@@ -54,12 +54,25 @@ def parse_policies(setting: Any) -> list[tuple[str, HistoryPolicy]]:
     return policies
 
 
+MODEL_TOPICS = "models.*"
+
+
 @lru_cache(maxsize=4096)
 def history_policy(topic: str) -> HistoryPolicy:
-    """The history policy of ``topic``: the first pattern it matches, or none."""
+    """The history policy of ``topic``: the first pattern it matches, or none.
+
+    Model change topics that no pattern matches keep ``MODEL_STREAM_HISTORY``,
+    so model streams are resumable without configuration.
+    """
     for pattern, policy in parse_policies(streaming_settings.TOPIC_HISTORY):
         if fnmatch.fnmatchcase(topic, pattern):
             return policy
+    if fnmatch.fnmatchcase(topic, MODEL_TOPICS):
+        setting = streaming_settings.MODEL_STREAM_HISTORY
+        if setting is None:
+            return NO_HISTORY
+        [(_, policy)] = parse_policies({MODEL_TOPICS: setting})
+        return policy
     return NO_HISTORY
 
 
