@@ -20,7 +20,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Hashable
 
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, connections
 
 from .encoding import json_default
 from .protocol import frames as wire
@@ -43,12 +43,31 @@ def _reader() -> ThreadPoolExecutor:
 
 
 def _with_connection(func: Callable[[], Any]) -> Any:
-    """Run ``func`` with the thread's connection checked before and after, as Django's requests do."""
-    close_old_connections()
-    try:
-        return func()
-    finally:
-        close_old_connections()
+    """Run ``func`` on the reading thread's connection, kept from one read to the next.
+
+    One thread holds one connection for the process's lifetime, as a worker
+    process would: reconnecting for every change would cost a connection and
+    a ``SET TIME ZONE`` transaction per change. A connection that fails is
+    closed and the read tried once more on a new one (the database restarted).
+    """
+    for attempt in (1, 2):
+        try:
+            return func()
+        except (InterfaceError, OperationalError):
+            connections.close_all()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _close() -> None:
+    connections.close_all()
+
+
+async def close_connections() -> None:
+    """Close the reading thread's connection (tests, before the test database is dropped)."""
+    if _executor is not None:
+        await asyncio.get_running_loop().run_in_executor(_executor, _close)
 
 
 async def run_read(func: Callable[[], Any]) -> Any:

@@ -182,7 +182,10 @@ async def close_worker_connections():
     from asgiref.sync import sync_to_async
     from django.db import connections
 
+    from streaming_app.changefeed import close_connections
+
     await sync_to_async(connections.close_all, thread_sensitive=True)()
+    await close_connections()  # model streams' reading thread
 
 
 @pytest.fixture
