@@ -95,6 +95,8 @@ class ChangedRows:
         future = self._rendered.get(key)
         if future is None:
             future = self._rendered[key] = asyncio.ensure_future(self._render(render))
+        elif future.done():
+            return future.result()  # the common case: no shield, no suspension
         return await asyncio.shield(future)
 
     async def _render(self, render: Callable[[list[Any]], list[Any]]) -> dict[Any, Any]:
@@ -136,6 +138,8 @@ class ChangeFeed:
             future.add_done_callback(lambda done: self._forget_failed(key, done))
             while len(self._reads) > self.kept:
                 self._reads.popitem(last=False)
+        elif future.done():
+            return future.result()  # the common case: no shield, no suspension
         return await asyncio.shield(future)
 
     @staticmethod
