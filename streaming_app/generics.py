@@ -282,7 +282,8 @@ class _Watch:
             async for item in self.snapshot(position):
                 yield item
         if not self.fast:
-            self.group_key = str(self.view.filter_queryset(self.view.get_queryset(), self.filters).query)
+            # Compiling SQL may need the connection (server version): off the loop.
+            self.group_key = await run_in_worker(self.queryset_sql)
         feed = get_feed()
         async for event in subscription:
             change = event.data
@@ -320,6 +321,10 @@ class _Watch:
             queryset = queryset.filter(pk__gt=after)
         rows = list(queryset[: self.view.snapshot_chunk_size])
         return rows, self.view.serialize(rows)
+
+    def queryset_sql(self) -> str:
+        """What groups watchers of a view without ``is_visible``: their queryset's SQL."""
+        return str(self.view.filter_queryset(self.view.get_queryset(), self.filters).query)
 
     def read(self, pks: list[Any]) -> dict[Any, models.Model]:
         """The changed rows now: through the shared ``queryset`` (fast path) or this group's queryset."""
