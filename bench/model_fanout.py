@@ -276,11 +276,18 @@ def write(spec_path: str) -> None:
 
     connection.ensure_connection()
     Note.objects.filter(pk=-1).exists()  # the connection's first-query work, before the baseline
-    statements = 0
+    statements = transactions = 0
+    block = None  # the outermost atomic block of the last statement, if any
 
     def counting(execute, sql, params, many, context):
-        nonlocal statements
+        # Autocommit: a statement outside atomic() is a transaction of its own; one atomic() block is one.
+        nonlocal statements, transactions, block
         statements += 1
+        conn = context["connection"]
+        current = id(conn.atomic_blocks[0]) if conn.in_atomic_block and conn.atomic_blocks else None
+        if current is None or current != block:
+            transactions += 1
+        block = current
         return execute(sql, params, many, context)
 
     print("ready", flush=True)
@@ -298,7 +305,8 @@ def write(spec_path: str) -> None:
             Note.objects.create(text=json.dumps({MARK: tag, "seq": seq, "ts": time.time()}), public=True)
     elapsed = time.monotonic() - started
     gc.enable()
-    print("done " + json.dumps({"statements": statements, "seconds": elapsed}), flush=True)
+    print("done " + json.dumps({"statements": statements, "transactions": transactions, "seconds": elapsed}),
+          flush=True)
 
 
 # -- PostgreSQL statistics ------------------------------------------------------------------
@@ -366,15 +374,11 @@ class PgStats:
 # -- bench database rows --------------------------------------------------------------------
 
 
-def django_for_setup(database_url: str, redis_url: str) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-    import django
+def delete_bench_rows(users: bool = True) -> None:
+    """The bench's notes (raw SQL: no change events) and users (with their tokens, through the ORM's cascade).
 
-    django.setup()
-
-
-def delete_bench_rows() -> None:
-    """The bench's notes (raw SQL: no change events) and users (with their tokens, through the ORM's cascade)."""
+    Run in this process with ``project.settings``, only while no server of the bench runs.
+    """
     from django.contrib.auth.models import User
     from django.db import connection
 
@@ -382,7 +386,8 @@ def delete_bench_rows() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {Note._meta.db_table} WHERE text LIKE %s", ['{"' + MARK + '"%'])
-    User.objects.filter(username__startswith=f"{MARK}-").delete()
+    if users:
+        User.objects.filter(username__startswith=f"{MARK}-").delete()
     connection.close()
 
 
@@ -534,7 +539,6 @@ def run_variant(variant: str, args: argparse.Namespace, env_base: dict, tokens: 
     for key in PgStats.FIELDS:
         baseline = (s1[key] - s0[key]) / idle_s * window_s
         db[key] = s2[key] - s1[key] - baseline
-    db["xact"] -= changes  # the writer's own INSERT, one autocommit transaction per note
     merged: dict[str, dict[str, int]] = {"told": {}, "closes": {}, "other_ops": {}}
     for r in results:
         for table in merged:
@@ -554,6 +558,8 @@ def run_variant(variant: str, args: argparse.Namespace, env_base: dict, tokens: 
         "ready": sum(r["ready"] for r in results), "with_eid": sum(r["with_eid"] for r in results),
         "xact_per_change": db["xact"] / changes, "returned_per_change": db["tup_returned"] / changes,
         "fetched_per_change": db["tup_fetched"] / changes,
+        "writer_xact_per_change": wrote["transactions"] / changes,
+        "servers_xact_per_change_process": (db["xact"] - wrote["transactions"]) / changes / 2,
         "writer_sql_per_change": wrote["statements"] / changes, "write_rate": changes / wrote["seconds"],
         "baseline_xact_per_s": (s1["xact"] - s0["xact"]) / idle_s, "settled": ok0 and ok1 and ok2,
         "server_us": used / unique * 1e6 if used is not None and unique else None,
@@ -572,8 +578,9 @@ def report(rows: list[dict], args: argparse.Namespace) -> None:
     print(f"\n{args.watchers} watchers over 2 daphne processes; writer: {changes} notes through the ORM at "
           f"{args.rate:g}/s for {args.seconds:g} s; drain up to {args.drain:g} s\n")
     print("| variant | watchers | changes | deliveries/s | p50 ms | p99 ms | loss | error frames | closes "
-          "| DB xact/change | per process | rows returned/change | rows fetched/change | server CPU µs/delivery |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| DB xact/change | of which writer | servers' per process | rows returned/change | rows fetched/change "
+          "| server CPU µs/delivery |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
             print(f"| {r['variant']} | {args.watchers} | {changes} | failed: {r['error']} |||||||||||")
@@ -581,7 +588,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> None:
         server_us = "n/a" if r["server_us"] is None else f"{r['server_us']:.0f}"
         print(f"| {r['variant']} | {r['watchers']} | {r['changes']} | {r['per_s']:,.0f} | {r['p50_ms']:.1f} | "
               f"{r['p99_ms']:.1f} | {r['loss']:,} ({r['loss'] / r['expected']:.1%}) | {fmt_counts(r['told'])} | "
-              f"{fmt_counts(r['closes'])} | {r['xact_per_change']:.2f} | {r['xact_per_change'] / 2:.2f} | "
+              f"{fmt_counts(r['closes'])} | {r['xact_per_change']:.2f} | {r['writer_xact_per_change']:.2f} | "
+              f"{r['servers_xact_per_change_process']:.2f} | "
               f"{r['returned_per_change']:,.0f} | {r['fetched_per_change']:,.0f} | {server_us} |")
     print("\nChecks per variant (a watcher's items besides its `created` deliveries, the writer, the statistics):")
     for r in rows:
@@ -604,12 +612,13 @@ def report(rows: list[dict], args: argparse.Namespace) -> None:
         checks = [
             ("zero loss", r["loss"] == 0 and not r["told"]),
             ("p99 < 250 ms", r["p99_ms"] < 250),
-            ("<= 2 DB xact/change/process", r["xact_per_change"] / 2 <= 2),
+            ("<= 2 DB xact/change/process", r["servers_xact_per_change_process"] <= 2
+             and r["writer_xact_per_change"] - 1 <= 2),
         ]
         peer = by_name.get("dcrf+users" if name.endswith("+users") and "dcrf+users" in by_name else "dcrf")
         if peer is not None:
             checks.append((f"p99 below {peer['variant']}'s {peer['p99_ms']:.0f} ms", r["p99_ms"] < peer["p99_ms"]))
-            checks.append((f"xact/change below {peer['variant']}'s {peer['xact_per_change']:.2f}",
+            checks.append((f"DB xact/change below {peer['variant']}'s {peer['xact_per_change']:.2f}",
                            r["xact_per_change"] < peer["xact_per_change"]))
         print(f"- {name}: " + "; ".join(f"{label} {'yes' if ok else 'NO'}" for label, ok in checks))
 
@@ -660,7 +669,10 @@ def main() -> None:
     redis_url = os.environ.get("REDIS_URL") or sys.exit("REDIS_URL must name a Redis database")
     env_base = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "DJANGO_DEBUG": "0",
                 "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    django_for_setup(database_url, redis_url)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings"  # this process only sets up and deletes rows
+    import django
+
+    django.setup()
     pg = PgStats(database_url)
     rows = []
     try:
@@ -668,7 +680,7 @@ def main() -> None:
         tokens = create_users(args.watchers) if any(v.endswith("+users") for v in variants) else []
         for v in variants:
             print(f"{v}: running", file=sys.stderr, flush=True)
-            delete_bench_rows_notes_only()
+            delete_bench_rows(users=False)
             try:
                 rows.append(run_variant(v, args, env_base, tokens, pg))
             except Exception as exc:  # one variant failing does not lose the others' figures
@@ -679,15 +691,6 @@ def main() -> None:
         pg.close()
     report(rows, args)
 
-
-def delete_bench_rows_notes_only() -> None:
-    from django.db import connection
-
-    from project.demo.models import Note
-
-    with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {Note._meta.db_table} WHERE text LIKE %s", ['{"' + MARK + '"%'])
-    connection.close()
 
 
 if __name__ == "__main__":
