@@ -17,7 +17,7 @@ note as a ``created`` item. Variants (``--variants``, comma-separated; a
   project bench/dcrf_peer (``bench.dcrf_peer.asgi:application``), watchers
   send ``subscribe_to_notes``.
 
-Default: ``notes,notes+users,legacy,dcrf``. ``--quick`` is a smoke run (50
+Default: ``notes,notes+users,legacy,dcrf,dcrf+users``. ``--quick`` is a smoke run (50
 watchers, 3 s). Printed per variant: deliveries/s, p50/p99 latency from the
 write (stamped in the note's text just before ``Note.objects.create``) to the
 frame's arrival at the watcher, loss (expected minus received deliveries) with
@@ -26,7 +26,7 @@ change (``pg_stat_database`` of the bench database, settled and minus an idle
 baseline, minus the writer's own INSERT), and the servers' CPU per delivery.
 See bench/README.md for how to read it.
 
-    .venv/bin/python bench/model_fanout.py                      # 1,000 watchers, 20/s for 10 s, 4 variants
+    .venv/bin/python bench/model_fanout.py                      # 1,000 watchers, 20/s for 10 s, 5 variants
     .venv/bin/python bench/model_fanout.py --quick              # smoke run
     .venv/bin/python bench/model_fanout.py --watchers 200 --variants notes,dcrf+users
 
@@ -66,7 +66,7 @@ from fanout import Receiver, cpu_seconds, percentile  # noqa: E402
 from throughput import free_port, python_executable, server_command, wait_for_port  # noqa: E402
 
 MARK = "mfb"  # notes' text starts with {"mfb": ...; users are mfb-<n>
-DEFAULT_VARIANTS = "notes,notes+users,legacy,dcrf"
+DEFAULT_VARIANTS = "notes,notes+users,legacy,dcrf,dcrf+users"
 KINDS = {
     "notes": {"settings": "project.settings", "app": "project.asgi:application", "method": "notes.watch",
               "protocol": "streaming"},
@@ -496,7 +496,7 @@ def run_variant(variant: str, args: argparse.Namespace, env_base: dict, tokens: 
         s0, ok0 = pg.settle()
         time.sleep(args.idle)
         s1, ok1 = pg.settle()
-        cpu0 = cpu_seconds(servers)
+        cpu0, rcpu0 = cpu_seconds(servers), cpu_seconds(receivers)
         go = time.time()
         writer.stdin.write(b"go\n")
         writer.stdin.flush()
@@ -505,7 +505,7 @@ def run_variant(variant: str, args: argparse.Namespace, env_base: dict, tokens: 
             raise RuntimeError(f"the writer failed:\n{(tmp / 'writer.log').read_text()[-2000:]}")
         wrote = json.loads(done[5:])
         complete = wait_words(receivers, "complete", args.drain)
-        cpu1 = cpu_seconds(servers)
+        cpu1, rcpu1 = cpu_seconds(servers), cpu_seconds(receivers)
         for r in receivers:
             r.stdin.write(b"dump\n")
             r.stdin.flush()
@@ -546,6 +546,7 @@ def run_variant(variant: str, args: argparse.Namespace, env_base: dict, tokens: 
                 merged[table][k] = merged[table].get(k, 0) + v
     last_at = max(r["last_at"] for r in results) or go
     used = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    rused = None if rcpu0 is None or rcpu1 is None else rcpu1 - rcpu0
     return {
         "variant": variant, "watchers": args.watchers, "changes": changes, "expected": expected,
         "unique": unique, "per_s": unique / max(last_at - go, 1e-9),
@@ -563,6 +564,7 @@ def run_variant(variant: str, args: argparse.Namespace, env_base: dict, tokens: 
         "writer_sql_per_change": wrote["statements"] / changes, "write_rate": changes / wrote["seconds"],
         "baseline_xact_per_s": (s1["xact"] - s0["xact"]) / idle_s, "settled": ok0 and ok1 and ok2,
         "server_us": used / unique * 1e6 if used is not None and unique else None,
+        "receiver_us": rused / unique * 1e6 if rused is not None and unique else None,
     }
 
 
@@ -579,18 +581,19 @@ def report(rows: list[dict], args: argparse.Namespace) -> None:
           f"{args.rate:g}/s for {args.seconds:g} s; drain up to {args.drain:g} s\n")
     print("| variant | watchers | changes | deliveries/s | p50 ms | p99 ms | loss | error frames | closes "
           "| DB xact/change | of which writer | servers' per process | rows returned/change | rows fetched/change "
-          "| server CPU µs/delivery |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| server CPU µs/delivery | receiver CPU µs/delivery |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
-            print(f"| {r['variant']} | {args.watchers} | {changes} | failed: {r['error']} |||||||||||")
+            print(f"| {r['variant']} | {args.watchers} | {changes} | failed: {r['error']} |" + " |" * 12)
             continue
         server_us = "n/a" if r["server_us"] is None else f"{r['server_us']:.0f}"
+        receiver_us = "n/a" if r["receiver_us"] is None else f"{r['receiver_us']:.0f}"
         print(f"| {r['variant']} | {r['watchers']} | {r['changes']} | {r['per_s']:,.0f} | {r['p50_ms']:.1f} | "
               f"{r['p99_ms']:.1f} | {r['loss']:,} ({r['loss'] / r['expected']:.1%}) | {fmt_counts(r['told'])} | "
               f"{fmt_counts(r['closes'])} | {r['xact_per_change']:.2f} | {r['writer_xact_per_change']:.2f} | "
               f"{r['servers_xact_per_change_process']:.2f} | "
-              f"{r['returned_per_change']:,.0f} | {r['fetched_per_change']:,.0f} | {server_us} |")
+              f"{r['returned_per_change']:,.0f} | {r['fetched_per_change']:,.0f} | {server_us} | {receiver_us} |")
     print("\nChecks per variant (a watcher's items besides its `created` deliveries, the writer, the statistics):")
     for r in rows:
         if "error" in r:
