@@ -46,6 +46,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -526,9 +527,12 @@ def run_variant(variant: str, args: argparse.Namespace, env_base: dict, tokens: 
                 r.wait(30)
             except subprocess.TimeoutExpired:
                 pass
+    except Exception as exc:
+        raise RuntimeError(f"logs in {tmp}: {exc}") from exc
     finally:
         for p in processes:
             kill(p)
+    shutil.rmtree(tmp, ignore_errors=True)  # its spec files hold the bench users' tokens
 
     lat = [v for r in results for v in r["latencies"]]
     unique = sum(r["unique"] for r in results)
