@@ -447,6 +447,12 @@ def wait_words(processes: list[subprocess.Popen], word: str, timeout: float) -> 
     return not pending
 
 
+def log(logs: list[Any], path: Path) -> Any:
+    f = open(path, "wb")
+    logs.append(f)
+    return f
+
+
 def run_variant(variant: str, args: argparse.Namespace, env_base: dict, tokens: list[str], pg: PgStats) -> dict:
     kind_name, _, extra = variant.partition("+")
     kind = KINDS[kind_name]
@@ -458,19 +464,19 @@ def run_variant(variant: str, args: argparse.Namespace, env_base: dict, tokens: 
     processes: list[subprocess.Popen] = []
     servers: list[subprocess.Popen] = []
     receivers: list[subprocess.Popen] = []
-    writer = None
+    logs: list[Any] = []
     try:
         (tmp / "writer.json").write_text(json.dumps({
             "rate": args.rate, "changes": changes, "tag": tag, "writer_import": kind.get("writer_import"),
         }))
         writer = subprocess.Popen([python_executable(), __file__, "--writer", str(tmp / "writer.json")],
                                   cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=open(tmp / "writer.log", "wb"))
+                                  stderr=log(logs, tmp / "writer.log"))
         processes.append(writer)
         ports = [free_port(), free_port()]
         for port in ports:
             servers.append(subprocess.Popen(server_command("daphne", port, kind["app"]), cwd=ROOT, env=env,
-                                            stdin=subprocess.DEVNULL, stdout=open(tmp / f"server{port}.log", "wb"),
+                                            stdin=subprocess.DEVNULL, stdout=log(logs, tmp / f"server{port}.log"),
                                             stderr=subprocess.STDOUT))
             processes.append(servers[-1])
         for process, port in zip(servers, ports):
@@ -532,6 +538,8 @@ def run_variant(variant: str, args: argparse.Namespace, env_base: dict, tokens: 
     finally:
         for p in processes:
             kill(p)
+        for f in logs:
+            f.close()
     shutil.rmtree(tmp, ignore_errors=True)  # its spec files hold the bench users' tokens
 
     lat = [v for r in results for v in r["latencies"]]
