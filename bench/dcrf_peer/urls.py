@@ -1,0 +1,3 @@
+"""The DCRF peer serves WebSocket only."""
+
+urlpatterns: list = []
