@@ -83,12 +83,25 @@ class ChangedRows:
     JSON of the items made from them are computed once per rendering key.
     """
 
-    __slots__ = ("rows", "_rendered", "_items")
+    __slots__ = ("rows", "carried", "_rendered", "_items")
 
-    def __init__(self, rows: dict[Any, Any]) -> None:
+    def __init__(
+        self, rows: dict[Any, Any], *, carried: bool = False, rendered: dict[Hashable, dict[Any, Any]] | None = None
+    ) -> None:
         self.rows = rows
+        self.carried = carried  # made from what the event carried: nothing was read
         self._rendered: dict[Hashable, asyncio.Future[dict[Any, Any]]] = {}
         self._items: dict[tuple[Hashable, Any, str], str] = {}
+        for key, data in (rendered or {}).items():
+            future = self._rendered[key] = asyncio.get_running_loop().create_future()
+            future.set_result(data)
+
+    def rendered_now(self, key: Hashable) -> dict[Any, Any] | None:
+        """The rendering for ``key`` if it is done (the common case), else None."""
+        future = self._rendered.get(key)
+        if future is not None and future.done() and not future.cancelled() and future.exception() is None:
+            return future.result()
+        return None
 
     async def rendered(self, key: Hashable, render: Callable[[list[Any]], list[Any]]) -> dict[Any, Any]:
         """The serialized rows for rendering ``key`` (``render`` runs once per key, on the reading thread)."""
@@ -121,26 +134,50 @@ class ChangeFeed:
     def __init__(self, kept: int = KEPT_READS) -> None:
         self.kept = kept
         self._reads: OrderedDict[Hashable, asyncio.Future[ChangedRows]] = OrderedDict()
+        self._must_read: set[Hashable] = set()
         self.reads_started = 0  # how many reads this feed ran (the benchmark and tests report it)
 
-    async def rows(self, key: Hashable, read: Callable[[], dict[Any, Any]]) -> ChangedRows:
-        """The rows for ``key``: read once (``read`` runs on the reading thread), then shared.
+    def must_read(self, kind: Hashable) -> bool:
+        """Whether rows of ``kind`` (a view class) are read even when their event carries them."""
+        return kind in self._must_read
 
-        The read is a task of its own: a watcher cancelled while it waits
-        cancels nothing for the others. A failed read is forgotten, so the
-        next watcher tries again.
+    def read_from_now_on(self, kind: Hashable) -> None:
+        self._must_read.add(kind)
+
+    async def rows(
+        self,
+        key: Hashable,
+        read: Callable[[], dict[Any, Any]],
+        carried: Callable[[], ChangedRows | None] | None = None,
+    ) -> ChangedRows:
+        """The rows for ``key``: made from the event (``carried``) or read once, then shared.
+
+        ``carried`` builds them from what the event carries, on the loop; when
+        it is absent or gives None, ``read`` runs on the reading thread. The
+        read is a task of its own: a watcher cancelled while it waits cancels
+        nothing for the others. A failed read is forgotten, so the next
+        watcher tries again.
         """
         future = self._reads.get(key)
         if future is None:
+            built = carried() if carried is not None else None
+            if built is not None:
+                future = asyncio.get_running_loop().create_future()
+                future.set_result(built)
+                self._store(key, future)
+                return built
             self.reads_started += 1
             future = asyncio.ensure_future(self._read(read))
-            self._reads[key] = future
+            self._store(key, future)
             future.add_done_callback(lambda done: self._forget_failed(key, done))
-            while len(self._reads) > self.kept:
-                self._reads.popitem(last=False)
         elif future.done():
             return future.result()  # the common case: no shield, no suspension
         return await asyncio.shield(future)
+
+    def _store(self, key: Hashable, future: asyncio.Future[ChangedRows]) -> None:
+        self._reads[key] = future
+        while len(self._reads) > self.kept:
+            self._reads.popitem(last=False)
 
     @staticmethod
     async def _read(read: Callable[[], dict[Any, Any]]) -> ChangedRows:

@@ -7,19 +7,24 @@ send no signal: do those writes through :class:`ChangeQuerySet` (the manager
 :class:`ChangeManager`), which publishes what it wrote, or announce them with
 :func:`publish_changes`.
 
-An event names rows, not their contents (``{"op": "updated", "pks": [7]}``):
-each serving process reads the rows once and decides per watcher what it may
-see, so nothing a viewer may not see ever travels in the event.
+An event names rows (``{"op": "updated", "pks": [7]}``); each serving process
+reads them once and decides per watcher what it may see. A save or delete
+seen by a signal carries the row too (``"row"``: its columns and its
+rendering by each stream view of the model that allows it, or ``null`` for a
+delete), so the serving processes need not read it at all. Writes announced
+by key (``publish_changes``, the bulk writes) carry no row and are read.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from django.db import models, router, transaction
 from django.db.models.signals import post_delete, post_save
 
+from .encoding import json_default
 from .topics import publish
 
 logger = logging.getLogger("streaming_app")
@@ -123,16 +128,81 @@ class ChangeManager(models.Manager.from_queryset(ChangeQuerySet)):  # type: igno
     """``objects = ChangeManager()``: the default manager of a model with change streams."""
 
 
+# What renders a saved row for a stream view, by model: (namespace, render) pairs.
+# A render raises when the view cannot render a row from the saved instance alone.
+Carrier = tuple[str, Callable[[models.Model], Any]]
+_carriers: dict[type[models.Model], dict[str, Callable[[models.Model], Any]]] = {}
+
+
+def _row(model: type[models.Model], instance: models.Model) -> dict[str, Any] | None:
+    """The saved row as an event carries it: its columns and each view's rendering, or None."""
+    carriers = _carriers.get(model)
+    if not carriers:
+        return None
+    data = {}
+    for namespace, render in carriers.items():
+        try:
+            data[namespace] = render(instance)
+        except Exception:  # e.g. a serializer that needs the request or an annotation: read instead
+            logger.debug("%s cannot render a saved %s; its watchers read it", namespace, model._meta.label, exc_info=True)
+    if not data:
+        return None
+    row = {"fields": {field.attname: field.value_from_object(instance) for field in model._meta.concrete_fields},
+           "data": data}
+    try:
+        # Encoded now, so a value JSON cannot hold costs the row, never the event.
+        return json.loads(json.dumps(row, default=json_default))
+    except (TypeError, ValueError):
+        logger.debug("A saved %s has values JSON cannot hold; its watchers read it", model._meta.label, exc_info=True)
+        return None
+
+
+def saved_instance(model: type[M], fields: dict[str, Any]) -> M:
+    """The instance a carried row describes, as if loaded from the database (nothing is read).
+
+    A column the row lacks is deferred: reading it would query, which a caller
+    on the event loop sees as ``SynchronousOnlyOperation``.
+    """
+    names, values = [], []
+    for field in model._meta.concrete_fields:
+        if field.attname in fields:
+            names.append(field.attname)
+            values.append(field.to_python(fields[field.attname]))
+    return model.from_db(None, names, values)
+
+
+def _publish_instance(model: type[models.Model], instance: models.Model, op: str, using: str) -> None:
+    event: dict[str, Any] = {"op": op, "pks": [wire_pk(instance.pk)]}
+    if op == DELETED:
+        event["row"] = None  # gone: there is nothing to read
+    else:
+        row = _row(model, instance)
+        if row is not None:
+            event["row"] = row
+    topic = model_topic(model)
+    transaction.on_commit(lambda: publish(topic, event), using=using, robust=True)
+
+
 def _saved(sender: type[models.Model], instance: models.Model, created: bool, using: str, **kwargs: Any) -> None:
-    publish_changes(sender, [instance.pk], op=CREATED if created else UPDATED, using=using)
+    if instance.pk is not None:
+        _publish_instance(sender, instance, CREATED if created else UPDATED, using)
 
 
 def _deleted(sender: type[models.Model], instance: models.Model, using: str, **kwargs: Any) -> None:
-    publish_changes(sender, [instance.pk], op=DELETED, using=using)
+    if instance.pk is not None:
+        _publish_instance(sender, instance, DELETED, using)
 
 
-def track(model: type[models.Model]) -> None:
-    """Publish the model's saves and deletes (idempotent)."""
+def track(model: type[models.Model], carrier: Carrier | None = None) -> None:
+    """Publish the model's saves and deletes (idempotent); ``carrier`` renders saved rows for one stream view."""
     uid = f"streaming_app.changes:{model._meta.label_lower}"
     post_save.connect(_saved, sender=model, dispatch_uid=uid, weak=False)
     post_delete.connect(_deleted, sender=model, dispatch_uid=uid, weak=False)
+    if carrier is not None:
+        namespace, render = carrier
+        _carriers.setdefault(model, {})[namespace] = render
+
+
+def untrack_carrier(model: type[models.Model], namespace: str) -> None:
+    """Stop rendering saved rows for a view (it was unregistered)."""
+    _carriers.get(model, {}).pop(namespace, None)

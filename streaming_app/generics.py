@@ -32,18 +32,19 @@ import datetime
 import decimal
 import hashlib
 import inspect
+import types
 import uuid
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, ClassVar, Hashable, Sequence
 
-from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, SynchronousOnlyOperation
 from django.db import models
 
 from . import exceptions
-from .changefeed import ChangedRows, get_feed
-from .changes import CREATED, DELETED, UPDATED, model_topic, track, wire_pk
+from .changefeed import ChangedRows, ChangeFeed, get_feed
+from .changes import CREATED, DELETED, UPDATED, model_topic, saved_instance, track, wire_pk
 from .context import CallContext
 from .db import run_in_worker
-from .decorators import MARK, MethodOptions, server_stream
+from .decorators import MARK, MethodOptions
 from .events import Event
 from .hub import parse_eid
 from .protocol import frames as wire
@@ -94,31 +95,66 @@ def _watch_for(view_class: type[ModelStreamView]) -> Callable[..., Any]:
     by the signature that schemas and clients read.
     """
     model = view_class.get_model()
-    parameters = [
-        inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-    ]
+    parameters = list(_SELF_CTX)
     annotations: dict[str, Any] = {}
     for name in view_class.filter_fields:
         try:
             python_type = filter_type(filter_field(model, name))
         except (LookupError, FieldDoesNotExist):
-            continue  # streaming_app.E022 reports it
+            continue  # streaming_app.E023 reports it
         annotations[name] = python_type | None
         parameters.append(
             inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=python_type | None)
         )
 
-    async def watch(self: ModelStreamView, ctx: CallContext, **filters: Any) -> AsyncIterator[Any]:
-        async for item in self.stream_changes(ctx, filters):
-            yield item
+    doc = f"The {model._meta.verbose_name_plural} this viewer may see, then their changes, live."
+    return _watch_method(view_class.__qualname__, parameters, annotations, doc)
 
+
+def _watch_method(owner: str, parameters: list[inspect.Parameter], annotations: dict[str, Any], doc: str) -> Callable[..., Any]:
+    """A server-stream method running :func:`_flat_watch`, with its own signature.
+
+    A new function object per view, so each view's arguments are its own; the
+    signature is what argument validation reads, so nothing else reaches the
+    queryset's ``filter()``.
+    """
+    func = _flat_watch
+    watch = types.FunctionType(func.__code__, func.__globals__, "watch", func.__defaults__, func.__closure__)
     watch.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     watch.__annotations__ = annotations
-    watch.__doc__ = f"The {model._meta.verbose_name_plural} this viewer may see, then their changes, live."
-    watch.__qualname__ = f"{view_class.__qualname__}.watch"
+    watch.__doc__ = doc
+    watch.__qualname__ = f"{owner}.watch"
+    watch.__module__ = __name__
     setattr(watch, MARK, MethodOptions(CallKind.SERVER_STREAM))
     return watch
+
+
+_SELF_CTX = [
+    inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+    inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+]
+
+
+async def _flat_watch(self: ModelStreamView, ctx: CallContext, **filters: Any) -> AsyncIterator[Any]:
+    """``watch``'s body: ``ready``, the snapshot (unless resumed), then changes.
+
+    One generator rather than a chain of them: each change passes through here
+    once per watcher, so every layer would be paid thousands of times.
+    """
+    watch = _Watch(self, ctx, {name: value for name, value in filters.items() if value is not None})
+    subscription = await watch.start()
+    if not watch.recovered:
+        async for chunk in watch.snapshot():
+            yield chunk
+    await watch.go_live()
+    feed = get_feed()
+    async for event in subscription:
+        items = await watch.items_for(feed, event)
+        if items:
+            last = len(items) - 1
+            for index, item_json in enumerate(items):
+                yield Event.from_json(item_json, eid=watch.eid(event.eid) if index == last else None)
+        watch.confirmed = watch.eid(event.eid)
 
 
 class ModelStreamView(StreamView):
@@ -134,6 +170,10 @@ class ModelStreamView(StreamView):
     queryset: ClassVar[models.QuerySet[Any] | None] = None
     filter_fields: ClassVar[Sequence[str]] = ()
     snapshot_chunk_size: ClassVar[int] = 100
+    # Saves seen by a signal carry the row rendered by serializer_class from the
+    # saved instance, so serving processes read nothing. Set False when the
+    # serializer needs what only get_queryset() adds (annotations).
+    carry_rows: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -142,8 +182,30 @@ class ModelStreamView(StreamView):
 
     @classmethod
     def on_registered(cls) -> None:
-        if cls.queryset is not None:  # without one, streaming_app.E020 says so
-            track(cls.queryset.model)
+        if cls.queryset is None:  # streaming_app.E020 says so
+            return
+        carrier = (cls.namespace, cls.render_saved) if cls.carries_rows() and cls.namespace else None
+        track(cls.queryset.model, carrier)
+
+    @classmethod
+    def carries_rows(cls) -> bool:
+        """Whether watchers may take a saved row from its event instead of reading it.
+
+        Only with ``is_visible`` (it decides on the carried columns) and one
+        rendering for everyone (the carried one).
+        """
+        return (
+            cls.carry_rows
+            and cls.declares_visibility()
+            and cls.get_rendering_key is ModelStreamView.get_rendering_key
+            and cls.serializer_class is not None
+        )
+
+    @classmethod
+    def render_saved(cls, instance: models.Model) -> Any:
+        """A saved row as watchers see it, rendered in the saving process (no request there)."""
+        assert cls.serializer_class is not None
+        return cls.serializer_class(instance, context={"request": None, "view": None}).data
 
     @classmethod
     def get_model(cls) -> type[models.Model]:
@@ -195,17 +257,8 @@ class ModelStreamView(StreamView):
 
     # -- the stream ------------------------------------------------------------------
 
-    @server_stream
-    async def watch(self, ctx: CallContext) -> AsyncIterator[Any]:
-        """Replaced, in each subclass with a ``queryset``, by one taking its ``filter_fields``."""
-        async for item in self.stream_changes(ctx, {}):
-            yield item
-
-    async def stream_changes(self, ctx: CallContext, filters: dict[str, Any]) -> AsyncIterator[Any]:
-        """``watch``'s body: ready, the snapshot (unless resumed), then changes."""
-        watch = _Watch(self, ctx, {name: value for name, value in filters.items() if value is not None})
-        async for item in watch.run():
-            yield item
+    # Replaced, in each subclass with a ``queryset``, by one taking its ``filter_fields``.
+    watch = _watch_method("ModelStreamView", _SELF_CTX, {}, "Rows, then their changes (needs a queryset).")
 
 
 class _Watch:
@@ -220,11 +273,13 @@ class _Watch:
         self.scope = self._scope()
         self.visible: set[Any] = set()  # pks this watcher holds, as far as the server knows
         self.sent_deleted: set[Any] = set()
-        self.knows_state = True  # False after a recovered resume: the client's rows are its own
+        self.recovered = False  # True after a recovered resume: the client's rows are its own
         self.rendering = view.get_rendering_key()
         self.fast = view.declares_visibility()
+        self.carries = self.fast and view.carries_rows()
         self.group_key: Hashable = None
-        self.confirmed: str | None = None  # the watch eid the client has all items up to
+        self.position = ""
+        self.confirmed: str | None = None  # the watch eid the client has every item up to
 
     # -- resume points ------------------------------------------------------------------
 
@@ -236,9 +291,9 @@ class _Watch:
         text = f"{self.model._meta.label_lower}|{filters}|{who}"
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    def eid(self, topic_eid: str) -> str:
+    def eid(self, topic_eid: str | None) -> str:
         """The watch's event id for a topic event id: the topic's, scoped to this watch."""
-        epoch, _, offset = topic_eid.rpartition(":")
+        epoch, _, offset = (topic_eid or self.position).rpartition(":")
         return f"{epoch}~{self.scope}:{offset}"
 
     def snapshot_eid(self, topic_eid: str) -> str:
@@ -265,40 +320,24 @@ class _Watch:
 
     # -- the stream -------------------------------------------------------------------------
 
-    async def run(self) -> AsyncIterator[Any]:
+    async def start(self) -> Subscription:
+        """Go live on the model's topic (resuming when the client's point is ours), then say ``ready``."""
         topic_resume = self.topic_resume()
         subscription: Subscription = await self.ctx.subscribe(
             model_topic(self.model), resumable=False, after=topic_resume, on_error=self._on_error
         )
-        position = subscription.position
-        assert position is not None
-        self.confirmed = self.snapshot_eid(position)
+        assert subscription.position is not None
+        self.position = subscription.position
         if topic_resume is not None and subscription.recovered:
-            self.knows_state = False
-            self.confirmed = self.eid(position)
+            self.recovered = True
+            self.confirmed = self.eid(self.position)
             await self.ctx.ready(self.confirmed, True)
         else:
-            await self.ctx.ready(self.snapshot_eid(position), False)
-            async for item in self.snapshot(position):
-                yield item
-        if not self.fast:
-            # Compiling SQL may need the connection (server version): off the loop.
-            self.group_key = await run_in_worker(self.queryset_sql)
-        feed = get_feed()
-        async for event in subscription:
-            change = event.data
-            if not isinstance(change, dict):
-                continue
-            pks = [wire_pk(pk) for pk in change.get("pks", ())]
-            rows = await feed.rows((type(self.view), event.eid, self.group_key), lambda: self.read(pks))
-            items = await self.changes(rows, pks, str(change.get("op")))
-            watch_eid = self.eid(event.eid or position)
-            for index, item_json in enumerate(items):
-                last = index == len(items) - 1
-                yield Event.from_json(item_json, eid=watch_eid if last else None)
-            self.confirmed = watch_eid
+            self.confirmed = self.snapshot_eid(self.position)
+            await self.ctx.ready(self.confirmed, False)
+        return subscription
 
-    async def snapshot(self, position: str) -> AsyncIterator[Any]:
+    async def snapshot(self) -> AsyncIterator[Any]:
         """The viewer's rows in keyset-paginated chunks: one query per chunk, as credit allows."""
         after = None
         size = self.view.snapshot_chunk_size
@@ -309,7 +348,7 @@ class _Watch:
             item = {"op": "snapshot", "data": data, "last": last}
             if last:
                 # Only a complete snapshot is a point to resume from.
-                self.confirmed = self.eid(position)
+                self.confirmed = self.eid(self.position)
                 yield Event(item, eid=self.confirmed)
                 return
             yield item
@@ -322,9 +361,55 @@ class _Watch:
         rows = list(queryset[: self.view.snapshot_chunk_size])
         return rows, self.view.serialize(rows)
 
+    async def go_live(self) -> None:
+        if not self.fast:
+            # Compiling SQL may need the connection (server version): off the loop.
+            self.group_key = await run_in_worker(self.queryset_sql)
+
     def queryset_sql(self) -> str:
         """What groups watchers of a view without ``is_visible``: their queryset's SQL."""
         return str(self.view.filter_queryset(self.view.get_queryset(), self.filters).query)
+
+    # -- changes ----------------------------------------------------------------------------------
+
+    async def items_for(self, feed: ChangeFeed, event: Event) -> list[str]:
+        """The items (as JSON) one change event makes for this watcher."""
+        change = event.data
+        if not isinstance(change, dict):
+            return []
+        pks = [wire_pk(pk) for pk in change.get("pks", ())]
+        view_class = type(self.view)
+        key = (view_class, event.eid, self.group_key)
+        carried = self.carries and "row" in change and not feed.must_read(view_class)
+        rows = await feed.rows(key, lambda: self.read(pks), self.carried(change, pks) if carried else None)
+        try:
+            seen = self.decide(rows, pks)
+        except SynchronousOnlyOperation:
+            if not rows.carried:
+                raise
+            # is_visible reads a relation the event does not carry: read the rows from now on.
+            feed.read_from_now_on(view_class)
+            rows = await feed.rows((*key, "read"), lambda: self.read(pks))
+            seen = self.decide(rows, pks)
+        rendered = None
+        if any(row is not None for _, row in seen):
+            rendered = rows.rendered_now(self.rendering) or await rows.rendered(self.rendering, self.view.serialize)
+        return self.changes(rows, seen, rendered, str(change.get("op")))
+
+    def carried(self, change: dict[str, Any], pks: list[Any]) -> Callable[[], ChangedRows | None]:
+        """How to make the event's rows from what it carries (nothing read), or None if it carries too little."""
+
+        def build() -> ChangedRows | None:
+            row = change.get("row")
+            if row is None:  # a deleted row: nothing to read
+                return ChangedRows({}, carried=True)
+            data = row.get("data", {}).get(self.view.namespace)
+            if data is None or len(pks) != 1:
+                return None
+            instance = saved_instance(self.model, row.get("fields", {}))
+            return ChangedRows({pks[0]: instance}, carried=True, rendered={None: {pks[0]: data}})
+
+        return build
 
     def read(self, pks: list[Any]) -> dict[Any, models.Model]:
         """The changed rows now: through the shared ``queryset`` (fast path) or this group's queryset."""
@@ -334,33 +419,38 @@ class _Watch:
             queryset = self.view.filter_queryset(self.view.get_queryset(), self.filters)
         return {wire_pk(row.pk): row for row in queryset.filter(pk__in=pks)}
 
-    def sees(self, row: models.Model) -> bool:
-        if self.fast and not self.view.is_visible(row):
-            return False
-        return all(getattr(row, attname) == value for attname, value in self.matchers)
-
-    async def changes(self, rows: ChangedRows, pks: list[Any], op_hint: str) -> list[str]:
-        """The items (as JSON) one change event makes for this watcher."""
-        items: list[str] = []
-        rendered: dict[Any, Any] | None = None
+    def decide(self, rows: ChangedRows, pks: list[Any]) -> list[tuple[Any, models.Model | None]]:
+        """Each named row and whether this watcher sees it now (the row, or None). Changes nothing."""
+        decided = []
         for pk in dict.fromkeys(pks):
             row = rows.rows.get(pk)
-            if row is not None and self.sees(row):
-                if rendered is None:
-                    rendered = await rows.rendered(self.rendering, self.view.serialize)
+            if row is not None and self.fast and not self.view.is_visible(row):
+                row = None
+            if row is not None and not all(getattr(row, attname) == value for attname, value in self.matchers):
+                row = None
+            decided.append((pk, row))
+        return decided
+
+    def changes(
+        self, rows: ChangedRows, seen: list[tuple[Any, models.Model | None]], rendered: dict[Any, Any] | None, op_hint: str
+    ) -> list[str]:
+        items: list[str] = []
+        for pk, row in seen:
+            if row is not None:
+                assert rendered is not None
                 if pk in self.visible:
                     op = UPDATED
-                elif self.knows_state:
-                    op = CREATED
+                elif self.recovered and op_hint != CREATED:
+                    op = UPDATED  # the client may hold it from before it went away
                 else:
-                    op = CREATED if op_hint == CREATED else UPDATED
+                    op = CREATED
                 self.visible.add(pk)
                 self.sent_deleted.discard(pk)
                 items.append(rows.item_json(self.rendering, pk, op, rendered[pk]))
             elif pk in self.visible:
                 self.visible.discard(pk)
                 items.append(_deleted_json(pk))
-            elif not self.knows_state and op_hint != CREATED and pk not in self.sent_deleted:
+            elif self.recovered and op_hint != CREATED and pk not in self.sent_deleted:
                 # After a resume the client may hold a row that left its sight meanwhile.
                 self.sent_deleted.add(pk)
                 items.append(_deleted_json(pk))

@@ -6,6 +6,7 @@ queryset: public notes for everyone, private ones for their owner only.
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -381,10 +382,33 @@ async def probe_counts(conn: Connection, call_id: int) -> dict:
     return (await conn.result(call_id, "watchprobe.queries"))["d"]
 
 
-async def queries_per_change(server, method: str, watchers: int, changes: int = 5) -> tuple[float, float]:
+async def save_notes(changes: int):
+    """Saves, seen by post_save: their events carry the row."""
+
+    async def write() -> None:
+        for k in range(changes):
+            await create_note(text=f"change {k}")
+
+    return write
+
+
+async def update_notes(changes: int):
+    """``update()`` through the change manager: its events name rows by key only (drafts made beforehand)."""
+    notes = await sync_to_async(Note.objects.bulk_create)([Note(text="draft", public=False) for _ in range(changes)])
+
+    async def write() -> None:
+        for note in notes:
+            await sync_to_async(Note.objects.filter(pk=note.pk).update)(public=True)
+
+    return write
+
+
+async def work_per_change(server, method: str, watchers: int, setup, changes: int = 5) -> tuple[float, float]:
     """SQL statements and change reads of the serving process per change, with ``watchers`` watching."""
     from contextlib import AsyncExitStack
 
+    write = await setup(changes)
+    await asyncio.sleep(0.3)  # the setup's own events are past
     async with AsyncExitStack() as stack:
         conns = [await stack.enter_async_context(connected(server.ws_url)) for _ in range(watchers)]
         for conn in conns:
@@ -392,8 +416,7 @@ async def queries_per_change(server, method: str, watchers: int, changes: int = 
             assert (await conn.recv_for(1))["t"] == "ready"
             assert (await conn.recv_for(1))["d"]["last"] is True
         before = await probe_counts(conns[0], 2)
-        for k in range(changes):
-            await create_note(text=f"change {k}")
+        await write()
         for conn in conns:
             for _ in range(changes):
                 assert (await next_frame(conn, 1))["d"]["op"] == "created"
@@ -401,14 +424,21 @@ async def queries_per_change(server, method: str, watchers: int, changes: int = 
     return (after["queries"] - before["queries"]) / changes, (after["reads"] - before["reads"]) / changes
 
 
-@pytest.mark.parametrize("method", ["notes.watch", "watchprobe.watch"])
-async def test_database_work_per_change_does_not_grow_with_the_watchers(watch_probe, method):
-    few = await queries_per_change(watch_probe, method, watchers=5)
-    many = await queries_per_change(watch_probe, method, watchers=50)
-    # One read per change and process, whatever the number of watchers (the
-    # probe's own call may add a history write, hence the margin).
-    assert many[1] == few[1] == 1.0, (few, many)
-    assert many[0] <= 1.5 and few[0] <= 1.5, (few, many)
+@pytest.mark.parametrize(
+    "method, write, reads",
+    [
+        ("notes.watch", save_notes, 0),  # the event carries the saved row: nothing to read
+        ("notes.watch", update_notes, 1),  # named by key: one read per change
+        ("watchprobe.watch", save_notes, 1),  # no is_visible: one read per queryset (all anonymous here)
+    ],
+    ids=["carried", "read", "grouped"],
+)
+async def test_database_work_per_change_does_not_grow_with_the_watchers(watch_probe, method, write, reads):
+    few = await work_per_change(watch_probe, method, 5, write)
+    many = await work_per_change(watch_probe, method, 50, write)
+    assert many[1] == few[1] == reads, (few, many)
+    # One statement per read (the probe's own calls may add a history write, hence the margin).
+    assert many[0] <= reads + 0.5 and few[0] <= reads + 0.5, (few, many)
 
 
 async def test_cancelled_watch_stops_reading_its_snapshot(watch_probe):
@@ -447,3 +477,17 @@ async def test_watch_resumes_exactly_on_another_process_after_a_kill(two_servers
             assert await again.quiet(0.3) == []
     assert ready["recovered"] is True and rows == []
     assert [(g["op"], g["pk"]) for g in got] == [("created", note.pk) for note in missed]
+
+
+async def test_visibility_that_needs_a_relation_reads_the_row_instead_of_the_carried_one(watch_probe, make_user):
+    owner = await sync_to_async(make_user)("rosa")
+    async with connected(watch_probe.ws_url) as watcher:
+        await watcher.call(1, "ownerprobe.watch")
+        assert (await watcher.recv_for(1))["t"] == "ready"
+        assert (await watcher.recv_for(1))["d"]["last"] is True
+        before = await probe_counts(watcher, 2)
+        notes = [await create_note(text=f"owned {k}", owner=owner) for k in range(3)]
+        got = [(await next_frame(watcher, 1))["d"] for _ in range(3)]
+        after = await probe_counts(watcher, 3)
+    assert [(g["op"], g["pk"], g["data"]["owner"]) for g in got] == [("created", n.pk, "rosa") for n in notes]
+    assert after["reads"] - before["reads"] == 3

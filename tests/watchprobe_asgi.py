@@ -46,3 +46,15 @@ class WatchProbe(NoteStreams):
 
 
 registry.register(WatchProbe)
+
+
+class OwnerProbe(NoteStreams):
+    """Its ``is_visible`` reads a relation, which a carried row does not hold: watchers read the row."""
+
+    namespace = "ownerprobe"
+
+    def is_visible(self, note):
+        return note.public and (note.owner is None or note.owner.is_active)
+
+
+registry.register(OwnerProbe)
