@@ -1,6 +1,10 @@
-"""The JavaScript client's tests (``tests/js/*.test.mjs``, Node's test runner) against a real daphne.
+"""The JavaScript client's checks: its types, its codes, and its tests against a real daphne.
 
-pytest starts the server of the example project (with the ``flowprobe``
+``tsc`` type-checks the client's modules from their JSDoc (``--checkJs
+--strict``) and ``tests/js/types/usage.ts`` against ``client.d.ts``, as
+``tsconfig.json`` at the repository's root says.
+
+For the Node tests (``tests/js/*.test.mjs``, Node's test runner) pytest starts the server of the example project (with the ``flowprobe``
 namespace of ``tests/flowprobe_asgi.py``), creates users, a token and a
 session in the test database, and runs ``node --test`` over the files with
 the server's URL and the credentials in the environment; node's output is
@@ -8,8 +12,9 @@ shown when it fails. ``tests/js/reconnect.test.mjs`` starts, kills and
 restarts daphne processes of its own on the same database.
 
 Locally the test skips when Node (20+) is missing; with ``CI=true`` it fails.
-``npm ci`` installs the test packages (``ws``, ``typescript``) from the
-committed lock file when ``tests/js/node_modules`` lacks them.
+``npm ci`` installs the development packages (``ws``, ``typescript``) of the
+repository's ``package.json`` from its committed lock file when
+``node_modules`` lacks them.
 """
 
 from __future__ import annotations
@@ -25,9 +30,8 @@ import pytest
 from conftest import IN_CI, ROOT, database_url_for_tests, redis_available, start_server
 
 JS_TESTS = ROOT / "tests" / "js"
+JS_CLIENT = ROOT / "streaming_app" / "static" / "streaming_app"
 PASSWORD = "pw-123456"
-
-pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def required_tool(name: str) -> str:
@@ -57,16 +61,16 @@ def node() -> list[str]:
 
 @pytest.fixture(scope="session")
 def js_packages(node) -> None:
-    """``tests/js/node_modules`` as the committed ``package-lock.json`` pins it."""
-    wanted = json.loads((JS_TESTS / "package.json").read_text())["devDependencies"]
-    if all((JS_TESTS / "node_modules" / name / "package.json").exists() for name in wanted):
+    """``node_modules`` at the repository's root as the committed ``package-lock.json`` pins it."""
+    wanted = json.loads((ROOT / "package.json").read_text())["devDependencies"]
+    if all((ROOT / "node_modules" / name / "package.json").exists() for name in wanted):
         return
     npm = required_tool("npm")
     result = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"], cwd=JS_TESTS, capture_output=True, text=True, timeout=600
+        [npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     if result.returncode != 0:
-        pytest.fail(f"npm ci in tests/js failed:\n{result.stdout}\n{result.stderr}")
+        pytest.fail(f"npm ci at the repository's root failed:\n{result.stdout}\n{result.stderr}")
 
 
 @pytest.fixture
@@ -93,6 +97,7 @@ def credentials(make_token) -> dict[str, str]:
     }
 
 
+@pytest.mark.django_db(transaction=True)
 def test_node_tests_of_the_js_client_pass_against_a_real_server(node, js_packages, probe_server, credentials):
     files = sorted(str(path.relative_to(ROOT)) for path in JS_TESTS.glob("*.test.mjs"))
     assert files, "no tests/js/*.test.mjs files"
@@ -119,3 +124,14 @@ def test_node_tests_of_the_js_client_pass_against_a_real_server(node, js_package
     assert passed and int(passed.group(1)) > 0, output
     # Shown with `pytest -rP`: the counts, and why anything was skipped.
     print("\n".join(line for line in output.splitlines() if re.match(r"^\S+ (tests|pass|fail|skipped) \d+$|^\s*\ufe63 ", line)))
+
+
+def test_the_js_client_type_checks_with_tsc_strict(node, js_packages):
+    """``tsc -p tsconfig.json``: the modules' JSDoc (checkJs, strict) and usage.ts against client.d.ts."""
+    tsc = ROOT / "node_modules" / "typescript" / "bin" / "tsc"
+    result = subprocess.run(
+        [node[0], str(tsc), "-p", str(ROOT / "tsconfig.json"), "--pretty", "false"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, f"tsc found type errors:\n{result.stdout}{result.stderr}"
+
