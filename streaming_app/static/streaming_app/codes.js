@@ -2,7 +2,8 @@
  * The codes of protocol v1 as data: the subprotocol, the 16 error codes with
  * their HTTP statuses, and the WebSocket close codes.
  *
- * The JavaScript twin of `streaming_app/protocol/codes.py`.
+ * The JavaScript twin of `streaming_app/protocol/codes.py`;
+ * `tests/test_js_client.py` checks that the two hold the same values.
  * @module
  */
 

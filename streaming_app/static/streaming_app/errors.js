@@ -1,6 +1,7 @@
 /**
  * Errors as data: one class per protocol error code, as in
- * `streaming_app/exceptions.py`.
+ * `streaming_app/exceptions.py`, with the same default messages
+ * (`tests/test_js_client.py` checks them against Python's).
  * @module
  */
 
@@ -75,11 +76,11 @@ export class ResourceExhausted extends StreamError {
 }
 export class FailedPrecondition extends StreamError {
   /** @type {ErrorCode} */ static code = "failed_precondition";
-  static defaultMessage = "A precondition failed.";
+  static defaultMessage = "The system is not in a state required for this call.";
 }
 export class Aborted extends StreamError {
   /** @type {ErrorCode} */ static code = "aborted";
-  static defaultMessage = "The operation was aborted.";
+  static defaultMessage = "The call was aborted.";
 }
 export class OutOfRange extends StreamError {
   /** @type {ErrorCode} */ static code = "out_of_range";
@@ -87,7 +88,7 @@ export class OutOfRange extends StreamError {
 }
 export class Unimplemented extends StreamError {
   /** @type {ErrorCode} */ static code = "unimplemented";
-  static defaultMessage = "Not implemented.";
+  static defaultMessage = "This method is not implemented.";
 }
 export class Internal extends StreamError {
   /** @type {ErrorCode} */ static code = "internal";
@@ -99,7 +100,7 @@ export class Unavailable extends StreamError {
 }
 export class DataLoss extends StreamError {
   /** @type {ErrorCode} */ static code = "data_loss";
-  static defaultMessage = "Unrecoverable data loss.";
+  static defaultMessage = "Data was lost.";
 }
 export class Unauthenticated extends StreamError {
   /** @type {ErrorCode} */ static code = "unauthenticated";
