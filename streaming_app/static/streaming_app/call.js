@@ -61,8 +61,9 @@ const DONE = Object.freeze({ value: undefined, done: true });
 
 /**
  * What every call shares: its state machine, the frames the connection feeds
- * it, deadlines, cancellation and credit. `Call` and `Stream` add how the
- * caller reads it (and `Call` the client half).
+ * it, deadlines, cancellation, credit, and the client half (`send()`,
+ * `end()`, refused unless `client.open()` made the call). `Call` and `Stream`
+ * add how the caller reads it.
  */
 export class BaseCall {
   /**

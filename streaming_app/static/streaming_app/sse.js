@@ -203,7 +203,7 @@ export class SseStream {
     if (!type.startsWith("text/event-stream")) {
       throw new Unknown(`Expected text/event-stream, got ${type || "no Content-Type"}.`, { status: response.status });
     }
-    if (response.body === null) throw new Unknown("The response has no body.", { status: response.status });
+    if (response.body === null) throw new Unavailable("The HTTP stream failed: the response has no body.", { last_event_id: this.lastEventId });
     this._reader = response.body.getReader();
     return this._reader;
   }
