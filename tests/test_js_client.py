@@ -1,15 +1,24 @@
-"""The JavaScript client's tests (``tests/js/*.test.mjs``, Node's test runner) against a real daphne.
+"""The JavaScript client's checks: its types, its codes, and its tests against a real daphne.
 
-pytest starts the server of the example project (with the ``flowprobe``
+``tsc`` type-checks the client's modules from their JSDoc (``--checkJs
+--strict``) and ``tests/js/types/usage.ts`` against ``client.d.ts``, as
+``tsconfig.json`` at the repository's root says. The error codes, default
+messages, HTTP statuses and close codes of ``codes.js`` and ``errors.js`` are
+compared with ``streaming_app/protocol/codes.py`` and
+``streaming_app/exceptions.py``, so the two clients cannot drift apart.
+
+For the Node tests (``tests/js/*.test.mjs``, Node's test runner) pytest
+starts the server of the example project (with the ``flowprobe``
 namespace of ``tests/flowprobe_asgi.py``), creates users, a token and a
 session in the test database, and runs ``node --test`` over the files with
 the server's URL and the credentials in the environment; node's output is
 shown when it fails. ``tests/js/reconnect.test.mjs`` starts, kills and
 restarts daphne processes of its own on the same database.
 
-Locally the test skips when Node (20+) is missing; with ``CI=true`` it fails.
-``npm ci`` installs the test packages (``ws``, ``typescript``) from the
-committed lock file when ``tests/js/node_modules`` lacks them.
+Locally the tests skip when Node (20+) is missing; with ``CI=true`` they fail.
+``npm ci`` installs the development packages (``ws``, ``typescript``) of the
+repository's ``package.json`` from its committed lock file when
+``node_modules`` lacks them.
 """
 
 from __future__ import annotations
@@ -25,9 +34,8 @@ import pytest
 from conftest import IN_CI, ROOT, database_url_for_tests, redis_available, start_server
 
 JS_TESTS = ROOT / "tests" / "js"
+JS_CLIENT = ROOT / "streaming_app" / "static" / "streaming_app"
 PASSWORD = "pw-123456"
-
-pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def required_tool(name: str) -> str:
@@ -57,16 +65,16 @@ def node() -> list[str]:
 
 @pytest.fixture(scope="session")
 def js_packages(node) -> None:
-    """``tests/js/node_modules`` as the committed ``package-lock.json`` pins it."""
-    wanted = json.loads((JS_TESTS / "package.json").read_text())["devDependencies"]
-    if all((JS_TESTS / "node_modules" / name / "package.json").exists() for name in wanted):
+    """``node_modules`` at the repository's root as the committed ``package-lock.json`` pins it."""
+    wanted = json.loads((ROOT / "package.json").read_text())["devDependencies"]
+    if all((ROOT / "node_modules" / name / "package.json").exists() for name in wanted):
         return
     npm = required_tool("npm")
     result = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"], cwd=JS_TESTS, capture_output=True, text=True, timeout=600
+        [npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     if result.returncode != 0:
-        pytest.fail(f"npm ci in tests/js failed:\n{result.stdout}\n{result.stderr}")
+        pytest.fail(f"npm ci at the repository's root failed:\n{result.stdout}\n{result.stderr}")
 
 
 @pytest.fixture
@@ -93,6 +101,7 @@ def credentials(make_token) -> dict[str, str]:
     }
 
 
+@pytest.mark.django_db(transaction=True)
 def test_node_tests_of_the_js_client_pass_against_a_real_server(node, js_packages, probe_server, credentials):
     files = sorted(str(path.relative_to(ROOT)) for path in JS_TESTS.glob("*.test.mjs"))
     assert files, "no tests/js/*.test.mjs files"
@@ -119,3 +128,64 @@ def test_node_tests_of_the_js_client_pass_against_a_real_server(node, js_package
     assert passed and int(passed.group(1)) > 0, output
     # Shown with `pytest -rP`: the counts, and why anything was skipped.
     print("\n".join(line for line in output.splitlines() if re.match(r"^\S+ (tests|pass|fail|skipped) \d+$|^\s*\ufe63 ", line)))
+
+
+def test_the_js_client_type_checks_with_tsc_strict(node, js_packages):
+    """``tsc -p tsconfig.json``: the modules' JSDoc (checkJs, strict) and usage.ts against client.d.ts."""
+    tsc = ROOT / "node_modules" / "typescript" / "bin" / "tsc"
+    result = subprocess.run(
+        [node[0], str(tsc), "-p", str(ROOT / "tsconfig.json"), "--pretty", "false"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, f"tsc found type errors:\n{result.stdout}{result.stderr}"
+
+
+# What codes.js and errors.js hold, as JSON, read by Node from the modules themselves.
+DUMP_JS_CODES = """
+import * as codes from "./codes.js";
+import * as errors from "./errors.js";
+const described = (cls) => ({ name: cls.name, code: cls.code, message: cls.defaultMessage });
+console.log(JSON.stringify({
+  version: codes.PROTOCOL_VERSION,
+  subprotocol: codes.SUBPROTOCOL,
+  http_status: codes.HTTP_STATUS,
+  close_codes: codes.CloseCode,
+  reconnect: [...codes.RECONNECT_CLOSE_CODES].sort(),
+  base: described(errors.StreamError),
+  errors: Object.fromEntries(Object.entries(errors.ERROR_CLASSES).map(([code, cls]) => [code, described(cls)])),
+  state_lost: described(errors.StateLost),
+}));
+"""
+
+
+def python_codes() -> dict:
+    """The same, from the Python modules the server and the Python client use."""
+    from streaming_app import exceptions
+    from streaming_app.client import StateLost
+    from streaming_app.protocol import codes
+
+    def described(cls: type[exceptions.StreamError]) -> dict:
+        return {"name": cls.__name__, "code": str(cls.code), "message": cls.default_message}
+
+    return {
+        "version": codes.PROTOCOL_VERSION,
+        "subprotocol": codes.SUBPROTOCOL,
+        "http_status": {str(code): status for code, status in codes.HTTP_STATUS.items()},
+        "close_codes": {code.name: code.value for code in codes.CloseCode},
+        "reconnect": sorted(codes.RECONNECTABLE_CLOSE_CODES),
+        "base": described(exceptions.StreamError),
+        "errors": {code: described(cls) for code, cls in exceptions.ERROR_CLASSES.items()},
+        "state_lost": described(StateLost),
+    }
+
+
+def test_the_js_client_has_the_codes_and_messages_of_the_python_modules(node):
+    result = subprocess.run(
+        [node[0], "--input-type=module", "-e", DUMP_JS_CODES],
+        cwd=JS_CLIENT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    javascript, python = json.loads(result.stdout), python_codes()
+    assert javascript.keys() == python.keys()
+    for part in python:
+        assert javascript[part] == python[part], f"{part} of the JS client differs from Python's"

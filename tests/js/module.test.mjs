@@ -2,7 +2,7 @@
 // package.json that resolves, error classes, and URL handling in a page.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
@@ -11,13 +11,21 @@ import * as client from "../../streaming_app/static/streaming_app/client.js";
 import { ERROR_CLASSES, StreamClient, StreamError, Unknown } from "../../streaming_app/static/streaming_app/client.js";
 
 const folder = new URL("../../streaming_app/static/streaming_app/", import.meta.url);
-const source = readFileSync(new URL("client.js", folder), "utf8");
+const modules = readdirSync(folder).filter((name) => name.endsWith(".js")).sort();
 const declarations = readFileSync(new URL("client.d.ts", folder), "utf8");
 
-test("client.js imports nothing: no runtime dependencies, usable with no bundler", () => {
-  const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, ""); // JSDoc may name types with import()
-  assert.doesNotMatch(code, /^\s*import\s|^\s*export\s.*\sfrom\s|\brequire\(|\bimport\(/m);
-  assert.match(source, /^export class StreamClient /m);
+test("the client imports only its own modules beside it: no runtime dependencies, usable with no bundler", () => {
+  for (const name of modules) {
+    const source = readFileSync(new URL(name, folder), "utf8");
+    const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, ""); // JSDoc may name types with import()
+    assert.doesNotMatch(code, /\brequire\(|\bimport\(/, `${name} loads modules dynamically`);
+    for (const [, specifier] of code.matchAll(/^\s*(?:import|export)\s[^;]*?\sfrom\s+"([^"]+)"/gm)) {
+      assert.match(specifier, /^\.\/[a-z]+\.js$/, `${name} imports ${specifier}: only ./<module>.js of the same folder`);
+      assert.ok(modules.includes(specifier.slice(2)), `${name} imports ${specifier}, which does not exist`);
+    }
+    assert.doesNotMatch(code, /^\s*import\s+["']/m, `${name} has a bare import`);
+  }
+  assert.equal(typeof client.StreamClient, "function", "client.js, the entry module, exports StreamClient");
 });
 
 test("every export of client.js is declared in client.d.ts, and nothing more", () => {
@@ -26,9 +34,9 @@ test("every export of client.js is declared in client.d.ts, and nothing more", (
 });
 
 test("client.d.ts type-checks against a typed usage file (tsc --strict)", (t) => {
-  const tsc = fileURLToPath(new URL("node_modules/typescript/bin/tsc", import.meta.url));
-  if (!existsSync(tsc)) return t.skip("typescript is not installed in tests/js (npm ci)");
-  const run = spawnSync(process.execPath, [tsc, "-p", fileURLToPath(new URL("tsconfig.json", import.meta.url))], { encoding: "utf8", timeout: 120000 });
+  const tsc = fileURLToPath(new URL("../../node_modules/typescript/bin/tsc", import.meta.url));
+  if (!existsSync(tsc)) return t.skip("typescript is not installed (npm ci at the repository's root)");
+  const run = spawnSync(process.execPath, [tsc, "-p", fileURLToPath(new URL("../../tsconfig.json", import.meta.url))], { encoding: "utf8", timeout: 120000 });
   assert.equal(run.status, 0, run.stdout + run.stderr);
 });
 
@@ -39,6 +47,7 @@ test("package.json makes the folder an npm package whose entry points exist", ()
   assert.equal(pkg.exports["."].types, "./client.d.ts");
   assert.equal(pkg.types, "./client.d.ts");
   for (const file of pkg.files) assert.ok(existsSync(new URL(file, folder)), `${file} is listed but missing`);
+  for (const name of modules) assert.ok(pkg.files.includes(name), `${name} is a module of the client but not in package.json's files`);
   const pyproject = readFileSync(new URL("../../pyproject.toml", import.meta.url), "utf8");
   assert.equal(pkg.version, pyproject.match(/^version = "(.+)"/m)[1], "the same version as the Python package");
   const resolved = createRequire(new URL("package.json", folder)).resolve("streaming-app-client/package.json", { paths: [fileURLToPath(new URL("..", folder))] });

@@ -11,6 +11,15 @@ export declare const RECONNECT_CLOSE_CODES: readonly number[];
 
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
 
+/**
+ * Where a call is: `new` (not started; a stream starts on its first `next()`),
+ * `waiting` for a connection, `resuming` (sent with `resume`, waiting for
+ * `ready`), `running`, `half_closed` (the client half has ended), `ended` (the
+ * server sends nothing more; unread items are still handed out), `done` (the
+ * caller has seen the end, or stopped the call).
+ */
+export type CallState = "new" | "waiting" | "resuming" | "running" | "half_closed" | "ended" | "done";
+
 /** gRPC's canonical codes in snake case. */
 export type ErrorCode =
   | "cancelled"
@@ -167,6 +176,8 @@ export declare class Call<Item = any, Result = any, Sent = any> implements Async
   /** Event id of the last item handed to the caller, or of `ready` (resumable streams). */
   readonly lastEventId: string | null;
   readonly ready: Ready | null;
+  /** Where the call is; it only moves along the transitions of `CallState`. */
+  readonly state: CallState;
   /** Send one item, waiting while the server has granted no credit. */
   send(item: Sent): Promise<void>;
   /** Half-close: no more items from this side. */
@@ -189,6 +200,8 @@ export declare class Stream<Item = any, Result = any> implements AsyncIterableIt
   /** Event id of the last item handed to the caller, or of `ready`; pass it as `resume` to continue later. */
   readonly lastEventId: string | null;
   readonly ready: Ready | null;
+  /** Where the call is; it only moves along the transitions of `CallState`. */
+  readonly state: CallState;
   /** The stream's return value, once iteration has finished (`undefined` if cancelled); throws before. */
   readonly result: Result | undefined;
   next(): Promise<IteratorResult<Item, undefined>>;

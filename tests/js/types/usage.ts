@@ -1,6 +1,7 @@
-// Type-checks client.d.ts against typical use (tsc --noEmit -p tests/js/tsconfig.json,
-// run by tests/test_js_client.py). Never executed. Lines marked @ts-expect-error
-// must stay errors: they prove the declarations reject misuse.
+// Type-checks client.d.ts against typical use (tsc -p tsconfig.json at the
+// repository's root, run by tests/test_js_client.py). Never executed. Lines
+// marked @ts-expect-error must stay errors: they prove the declarations reject
+// misuse.
 import {
   Call,
   DeadlineExceeded,
