@@ -26,7 +26,7 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny, BasePermission, IsAdminUser, IsAuthenticated
 
 from streaming_app import checks
-from streaming_app.consumer import StreamConsumer
+from streaming_app.transports.websocket import StreamConsumer
 from streaming_app.decorators import bidi_stream, client_stream, server_stream, unary
 from streaming_app.exceptions import StreamError
 from streaming_app.registry import StreamRegistry, registry

@@ -49,19 +49,19 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 
-from . import exceptions
-from .arguments import invalid_arguments
-from .conf import streaming_settings
-from .context import CallContext
-from .db import reaper
-from .encoding import json_default
-from .events import Event
-from .gc_tuning import tune_for_serving
-from .handshake import authenticate
-from .invocation import as_stream_error, effective_timeout, invoke, prepare
-from .monitor import OpenCall, monitor
-from .protocol.codes import ErrorCode
-from .protocol.http import (
+from .. import exceptions
+from ..arguments import invalid_arguments
+from ..conf import streaming_settings
+from ..context import CallContext
+from ..db import reaper
+from ..encoding import json_default
+from ..events import Event
+from ..gc_tuning import tune_for_serving
+from ..handshake import authenticate
+from ..invocation import as_stream_error, effective_timeout, invoke, prepare
+from ..monitor import OpenCall, monitor
+from ..protocol.codes import ErrorCode
+from ..protocol.http import (
     JSON,
     NDJSON,
     SSE,
@@ -72,9 +72,9 @@ from .protocol.http import (
     parse_timeout,
     result_body,
 )
-from .protocol.session import CallKind
-from .registry import StreamMethod, registry
-from .views import StreamView
+from ..protocol.session import CallKind
+from ..registry import StreamMethod, registry
+from ..views import StreamView
 
 logger = logging.getLogger("streaming_app")
 

@@ -22,21 +22,21 @@ from channels.exceptions import StopConsumer
 from django.core.exceptions import SuspiciousOperation
 from rest_framework.exceptions import AuthenticationFailed
 
-from . import exceptions
-from .arguments import convert_item
-from .conf import streaming_settings
-from .context import CallContext
-from .db import reaper
-from .encoding import json_default
-from .events import Event
-from .flow import CreditGate, Inbox
-from .gc_tuning import tune_for_serving
-from .handshake import authenticate, build_request, origin_allowed
-from .invocation import as_stream_error, effective_timeout, invoke, prepare
-from .monitor import OpenCall, monitor
-from .protocol import frames as wire
-from .protocol.codes import SUBPROTOCOL, CloseCode, ErrorCode
-from .protocol.frames import (
+from .. import exceptions
+from ..arguments import convert_item
+from ..conf import streaming_settings
+from ..context import CallContext
+from ..db import reaper
+from ..encoding import json_default
+from ..events import Event
+from ..flow import CreditGate, Inbox
+from ..gc_tuning import tune_for_serving
+from ..handshake import authenticate, build_request, origin_allowed
+from ..invocation import as_stream_error, effective_timeout, invoke, prepare
+from ..monitor import OpenCall, monitor
+from ..protocol import frames as wire
+from ..protocol.codes import SUBPROTOCOL, CloseCode, ErrorCode
+from ..protocol.frames import (
     CallFrame,
     CancelFrame,
     CreditFrame,
@@ -46,8 +46,8 @@ from .protocol.frames import (
     PingFrame,
     PongFrame,
 )
-from .protocol.session import Call, ServerSession, WindowExceeded
-from .registry import StreamMethod, registry
+from ..protocol.session import Call, ServerSession, WindowExceeded
+from ..registry import StreamMethod, registry
 
 logger = logging.getLogger("streaming_app")
 
