@@ -8,7 +8,7 @@ DRF authentication classes the HTTP transport uses.
 from __future__ import annotations
 
 import io
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -17,6 +17,9 @@ from django.http.request import split_domain_port, validate_host
 from rest_framework.request import Request
 
 from .conf import streaming_settings
+
+if TYPE_CHECKING:
+    from rest_framework.authentication import BaseAuthentication
 
 
 def header(scope: Mapping[str, Any], name: bytes) -> str | None:
@@ -64,6 +67,18 @@ def _trusted(origin: str, scheme: str, netloc: str, trusted: Iterable[str]) -> b
             if netloc.endswith(suffix):
                 return True
     return False
+
+
+class DefaultAuthentication:
+    """The authentication policy of both transports: ``STREAMING["DEFAULT_AUTHENTICATION_CLASSES"]``.
+
+    A WebSocket handshake and an HTTP call are authenticated the same way, so
+    the consumer and the HTTP view share this ``get_*()`` hook (DRF's pattern);
+    override it on a subclass of either to authenticate differently.
+    """
+
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        return [cls() for cls in streaming_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
 
 def build_request(scope: Mapping[str, Any], authenticators: list[Any]) -> Request:

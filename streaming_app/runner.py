@@ -171,7 +171,8 @@ class CallRunner:
         if ctx.deadline is not None:
             delay = max(0.0, ctx.deadline - time.monotonic())
             self._timer = loop.call_later(delay, self.stop, EndReason.DEADLINE, exceptions.DeadlineExceeded())
-        ctx._abort_hook = functools.partial(self.stop, EndReason.ERROR)
+        ctx.on_abort = functools.partial(self.stop, EndReason.ERROR)
+        ctx.announce = self.writer.ready
         self.task = loop.create_task(
             self.run(), name=f"streaming_app {ctx.transport} {self.method.name}#{ctx.call_id}"
         )
@@ -253,12 +254,10 @@ class CallRunner:
 
     async def invoke(self, view: StreamView, kwargs: dict[str, Any]) -> Any:
         """Run the handler to completion; return the call's result (``end``'s ``d``)."""
-        ctx = self.ctx
-        ctx._outlet = self.writer
         try:
             return await self._run_handler(view, kwargs)
         finally:
-            ctx.release()  # the topics it subscribed to
+            self.ctx.release()  # the topics it subscribed to
 
     async def _run_handler(self, view: StreamView, kwargs: dict[str, Any]) -> Any:
         method, ctx = self.method, self.ctx
@@ -305,6 +304,7 @@ async def prepare(method: StreamMethod, ctx: CallContext, args: dict[str, Any]) 
     """Check the endpoint is on, permissions and arguments; return the view and the handler's kwargs."""
     await ensure_enabled(method)
     view = method.view_class(ctx, method)
+    ctx.authorize_topic = functools.partial(call_sync_policy, view.check_topic_permissions)
     if view.authentication_classes is not None:
         view.request = ctx.request = await _authenticate_for_view(view, ctx)
     await call_sync_policy(view.initial)

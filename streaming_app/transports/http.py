@@ -58,7 +58,7 @@ from ..context import CallContext
 from ..encoding import json_default
 from ..events import Event
 from ..gc_tuning import tune_for_serving
-from ..handshake import authenticate
+from ..handshake import DefaultAuthentication, authenticate
 from ..outcomes import EndReason
 from ..protocol import frames as wire
 from ..protocol.codes import ErrorCode
@@ -306,7 +306,7 @@ class StreamingCallResponse(StreamingHttpResponse):
             pass
 
 
-class StreamHTTPView(View):
+class StreamHTTPView(DefaultAuthentication, View):
     """Serves the unary and server-stream methods of a registry over HTTP.
 
     Included by ``streaming_app.urls`` as ``<prefix>/<namespace>.<method>``.
@@ -338,9 +338,6 @@ class StreamHTTPView(View):
         return self.finalize(error_response(error, 405, {"Allow": ", ".join(allowed)}))
 
     # -- policies --------------------------------------------------------------------
-
-    def get_authenticators(self) -> list[Any]:
-        return [cls() for cls in streaming_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
     def get_writer(self, method: StreamMethod, media_type: str) -> HttpUnary:
         """How the call's output is written: one JSON body, or a stream of records."""

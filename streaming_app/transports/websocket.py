@@ -30,7 +30,7 @@ from ..encoding import json_default
 from ..events import Event
 from ..flow import CreditGate, Inbox
 from ..gc_tuning import tune_for_serving
-from ..handshake import authenticate, build_request, origin_allowed
+from ..handshake import DefaultAuthentication, authenticate, build_request, origin_allowed
 from ..outcomes import EndReason
 from ..protocol import frames as wire
 from ..protocol.codes import SUBPROTOCOL, CloseCode, ErrorCode
@@ -126,7 +126,7 @@ class WebSocketCall:
         self.consumer.forget(self)
 
 
-class StreamConsumer(AsyncConsumer):
+class StreamConsumer(DefaultAuthentication, AsyncConsumer):
     """Serves the methods of a registry over one multiplexed WebSocket.
 
     Route it like any consumer: ``path("ws/", StreamConsumer.as_asgi())``.
@@ -360,9 +360,6 @@ class StreamConsumer(AsyncConsumer):
             self.session.close(active.call.id)
 
     # -- connection -------------------------------------------------------------------
-
-    def get_authenticators(self) -> list[Any]:
-        return [cls() for cls in streaming_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
     async def heartbeat(self, interval: float, timeout: float) -> None:
         """Ping the peer every ``interval``; close with 4408 when it has been silent too long."""
