@@ -44,6 +44,7 @@ from ..protocol.frames import (
     PingFrame,
     PongFrame,
 )
+from ..protocol.connection import FrameTooLarge, Limits, ServerConnection
 from ..protocol.session import Call, ServerSession, WindowExceeded
 from ..registry import StreamMethod, registry
 from ..runner import CallRunner, call_deadline
@@ -145,14 +146,12 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
         super().__init__(*args, **kwargs)
         self.calls: dict[int, WebSocketCall] = {}
         self.connection_id = secrets.token_hex(8)
-        self.session: ServerSession | None = None
+        self.connection: ServerConnection | None = None  # the protocol's rules, once accepted
+        self.session: ServerSession | None = None  # its calls
         self.request: Any = None
         self.closed = False
         self._counted = False
-        self._bad_frames = 0
-        self._frame_size = 0
         self._stop_reason = EndReason.DISCONNECTED  # why calls stop when the socket closes
-        self._last_seen = 0.0
         self._heartbeat: asyncio.Task[None] | None = None
         self._frame_handlers: dict[type, Callable[[Any], Any]] = {
             CallFrame: self.on_call,
@@ -210,40 +209,23 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
         StreamConsumer.open_connections += 1
         self._counted = True
         tune_for_serving()
-        self.max_frame = settings.MAX_FRAME_BYTES
-        self.session = ServerSession(settings.MAX_CALLS_PER_CONNECTION, settings.CLIENT_WINDOW)
-        self._last_seen = time.monotonic()
-        await self.send_text(
-            wire.encode_hello(
-                self.connection_id,
-                settings.HEARTBEAT_INTERVAL,
-                {
-                    "max_frame": settings.MAX_FRAME_BYTES,
-                    "max_calls": settings.MAX_CALLS_PER_CONNECTION,
-                    "client_window": settings.CLIENT_WINDOW,
-                },
-            )
-        )
-        self._heartbeat = asyncio.get_running_loop().create_task(
-            self.heartbeat(settings.HEARTBEAT_INTERVAL, settings.HEARTBEAT_TIMEOUT)
-        )
+        self.connection = connection = ServerConnection(self.get_limits(), time.monotonic())
+        self.session = connection.session
+        await self.send_text(connection.hello(self.connection_id))
+        self._heartbeat = asyncio.get_running_loop().create_task(self.heartbeat(connection))
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
-        if self.closed or self.session is None:
+        connection = self.connection
+        if self.closed or connection is None:
             return
         text = message.get("text")
         data = text if text is not None else message.get("bytes") or b""
-        if wire.exceeds(data, self.max_frame):
-            await self.close(CloseCode.FRAME_TOO_LARGE)
-            return
-        self._last_seen = time.monotonic()
-        self._frame_size = len(data)
         try:
-            frame = wire.parse_client_frame(data)
+            frame = connection.receive(data, time.monotonic())
             await self._frame_handlers[type(frame)](frame)
+        except FrameTooLarge as exc:
+            await self.close(exc.close_code)
         except FrameError as exc:
-            if exc.call_id is not None and exc.call_id > self.session.last_id:
-                self.session.claim_id(exc.call_id)  # a rejected call still uses its id
             await self.bad_frame(exc)
         except Exception:
             logger.exception("streaming_app: error while handling a frame")
@@ -297,7 +279,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
         active = self.calls[frame.id]
         runner = active.runner
         assert runner is not None
-        runner.item_received(self._frame_size)
+        runner.item_received(self.connection.last_frame_size)  # type: ignore[union-attr]
         try:
             call.receive_item()
         except WindowExceeded as exc:
@@ -327,22 +309,23 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
         await self.send_text(wire.encode_pong(frame.data, default=json_default))
 
     async def on_pong(self, frame: PongFrame) -> None:
-        pass  # receiving it is the point: _last_seen moved
+        pass  # receiving it is the point: the connection saw the peer alive
 
     async def bad_frame(self, exc: FrameError) -> None:
-        self._bad_frames += 1
-        await self.send_text(wire.encode_error(None, ErrorCode.INVALID_ARGUMENT, exc.message, exc.details()))
-        if self._bad_frames >= streaming_settings.MAX_BAD_FRAMES:
-            await self.close(CloseCode.BAD_FRAMES)
+        frame, close_code = self.connection.bad_frame(exc)  # type: ignore[union-attr]
+        await self.send_text(frame)
+        if close_code is not None:
+            await self.close(close_code)
 
     # -- sending ------------------------------------------------------------------------
 
     def checked_size(self, text: str, what: str) -> str:
         """A call's frame, or ``resource_exhausted`` for the call if it is over the frame limit."""
-        if wire.exceeds(text, self.max_frame):
-            raise exceptions.ResourceExhausted(
-                f"{what} is larger than the frame limit.", {"max_frame": self.max_frame}
-            )
+        connection = self.connection
+        assert connection is not None
+        if not connection.fits(text):
+            max_frame = connection.limits.max_frame
+            raise exceptions.ResourceExhausted(f"{what} is larger than the frame limit.", {"max_frame": max_frame})
         return text
 
     async def send_text(self, text: str) -> None:
@@ -361,15 +344,27 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
 
     # -- connection -------------------------------------------------------------------
 
-    async def heartbeat(self, interval: float, timeout: float) -> None:
-        """Ping the peer every ``interval``; close with 4408 when it has been silent too long."""
+    def get_limits(self) -> Limits:
+        """The connection's limits, from the ``STREAMING`` settings."""
+        settings = streaming_settings
+        return Limits(
+            max_frame=settings.MAX_FRAME_BYTES,
+            max_calls=settings.MAX_CALLS_PER_CONNECTION,
+            client_window=settings.CLIENT_WINDOW,
+            max_bad_frames=settings.MAX_BAD_FRAMES,
+            heartbeat_interval=settings.HEARTBEAT_INTERVAL,
+            heartbeat_timeout=settings.HEARTBEAT_TIMEOUT,
+        )
+
+    async def heartbeat(self, connection: ServerConnection) -> None:
+        """Ping a silent peer every heartbeat interval; close with 4408 once it has been silent too long."""
         while not self.closed:
-            silent = time.monotonic() - self._last_seen
-            if silent >= timeout:
+            now = time.monotonic()
+            if connection.timed_out(now):
                 await self.close(CloseCode.HEARTBEAT_TIMEOUT)
                 return
-            await asyncio.sleep(min(interval, timeout - silent))
-            if time.monotonic() - self._last_seen >= interval:
+            await asyncio.sleep(connection.until_next_check(now))
+            if connection.ping_due(time.monotonic()):
                 await self.send_text(wire.encode_ping())
 
     def terminate(self) -> None:
