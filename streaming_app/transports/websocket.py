@@ -132,10 +132,15 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
 
     Route it like any consumer: ``path("ws/", StreamConsumer.as_asgi())``.
     Origin validation and authentication happen here, so it needs no
-    middleware around it (a user set by ``AuthMiddlewareStack`` is honoured).
+    middleware around it (a user set by ``AuthMiddlewareStack`` is honoured);
+    the Origin rule is also :class:`~streaming_app.handshake.OriginValidator`,
+    for a stack that composes it as middleware.
     """
 
     registry = registry
+    # Refuse handshakes from origins handshake.origin_allowed refuses. Off only
+    # when handshake.OriginValidator (or another check) is in front.
+    check_origin = True
     open_connections = 0  # in this process
     # No per-connection channel: nothing is addressed to one socket through the
     # layer, and with channels_redis joining one makes every disconnect wait
@@ -175,7 +180,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         settings = streaming_settings
         offered = self.scope.get("subprotocols") or []
-        if not origin_allowed(self.scope) or (offered and SUBPROTOCOL not in offered):
+        if (self.check_origin and not origin_allowed(self.scope)) or (offered and SUBPROTOCOL not in offered):
             await self.base_send({"type": "websocket.close"})  # daphne answers 403
             return
         accept: dict[str, Any] = {"type": "websocket.accept"}
