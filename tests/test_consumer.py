@@ -26,11 +26,11 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny, BasePermission, IsAdminUser, IsAuthenticated
 
 from streaming_app import checks
-from streaming_app.transports.websocket import StreamConsumer
 from streaming_app.decorators import bidi_stream, client_stream, server_stream, unary
 from streaming_app.exceptions import StreamError
 from streaming_app.registry import StreamRegistry, registry
 from streaming_app.testing import ConnectionClosed, StreamTestClient
+from streaming_app.transports.websocket import StreamConsumer
 from streaming_app.views import StreamView
 
 pytestmark = pytest.mark.usefixtures("close_worker_connections")
