@@ -153,6 +153,7 @@ class CallRunner:
         self.error: exceptions.StreamError | None = None  # what the call failed with, once it has
         self.reason = EndReason.ERROR  # what the history says, unless the call ends otherwise
         self._timer: asyncio.TimerHandle | None = None
+        self._running = False  # the task has begun: a stop before that must not cancel it unstarted
 
     # -- control ------------------------------------------------------------------
 
@@ -182,7 +183,9 @@ class CallRunner:
         """Interrupt the handler; its ``finally`` blocks run as the task unwinds.
 
         The call then ends with ``error``, or silently without one (the
-        client cancelled or left). Only the first stop counts.
+        client cancelled or left). Only the first stop counts. A task that
+        has not begun is not cancelled (its ``finally`` would never run, and
+        the call would never be accounted for): it sees the stop as it begins.
         """
         task = self.task
         if self.stop_reason is not None or task is None or task.done():
@@ -190,7 +193,8 @@ class CallRunner:
         self.stop_reason = reason
         self.stop_error = error
         self.ctx.mark_cancelled()
-        task.cancel()
+        if self._running:
+            task.cancel()
 
     async def stop_and_wait(self, reason: EndReason, grace: float = STOP_GRACE) -> None:
         """:meth:`stop`, then wait (at most ``grace`` seconds) for the handler's ``finally`` blocks."""
@@ -213,9 +217,12 @@ class CallRunner:
 
     async def run(self) -> None:
         ctx, writer = self.ctx, self.writer
+        self._running = True
         try:
             error: exceptions.StreamError
             try:
+                if self.stop_reason is not None:
+                    raise asyncio.CancelledError  # stopped before it began
                 view, kwargs = await prepare(self.method, ctx, self.args)
                 await writer.accept()
                 result = await self.invoke(view, kwargs)
