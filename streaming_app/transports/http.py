@@ -139,7 +139,7 @@ class HttpUnary:
     comes from the error the runner recorded, if any.
     """
 
-    transport = None  # the context's: "http"
+    transport: str | None = None  # the context's: "http"
 
     def __init__(self) -> None:
         self.response: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
@@ -163,7 +163,7 @@ class HttpUnary:
         return result_body(result, json_default)
 
     def encode_error(self, code: ErrorCode, message: str, details: dict[str, Any] | None) -> str:
-        return error_body(code, message, details, json_default)
+        return _encode_error_body(code, message, details)
 
     async def finish(self, frame: str) -> None:
         if not self.response.done():

@@ -61,9 +61,11 @@ class WebSocketCall:
     none) and its inbox (the client's half, fed by the consumer's frames).
     """
 
-    transport = None  # the context's: "websocket"
+    transport: str | None = None  # the context's: "websocket"
 
-    def __init__(self, consumer: StreamConsumer, call: Call, method: StreamMethod) -> None:
+    def __init__(
+        self, consumer: StreamConsumer, call: Call, method: StreamMethod, ctx: CallContext, args: dict[str, Any]
+    ) -> None:
         self.consumer = consumer
         self.call = call
         self.gate = CreditGate(call)
@@ -75,8 +77,8 @@ class WebSocketCall:
                 self._grant_client_credit,
                 functools.partial(convert_item, convert) if convert else None,
             )
-        self.runner: CallRunner | None = None
         self._sent = 0
+        self.runner = CallRunner(method, ctx, args, self, incoming=self.inbox, close_connection=consumer.terminate)
 
     async def accept(self) -> None:
         pass  # nothing to announce: the call frame opened the call
@@ -270,10 +272,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
             deadline=call_deadline(frame.timeout, time.monotonic()),
             resume=frame.resume,
         )
-        active = WebSocketCall(self, call, method)
-        active.runner = CallRunner(
-            method, ctx, frame.args, active, incoming=active.inbox, close_connection=self.terminate
-        )
+        active = WebSocketCall(self, call, method, ctx, frame.args)
         self.calls[frame.id] = active
         active.runner.start()
 
@@ -283,7 +282,6 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
             return
         active = self.calls[frame.id]
         runner = active.runner
-        assert runner is not None
         runner.item_received(self.connection.last_frame_size)  # type: ignore[union-attr]
         try:
             call.receive_item()
@@ -307,7 +305,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
     async def on_cancel(self, frame: CancelFrame) -> None:
         call = self.session.lookup(frame.id, "cancel")  # type: ignore[union-attr]
         if call is not None:
-            self.calls[frame.id].runner.stop(EndReason.CANCELLED)  # type: ignore[union-attr]
+            self.calls[frame.id].runner.stop(EndReason.CANCELLED)
             self.session.close(frame.id)  # type: ignore[union-attr]
 
     async def on_ping(self, frame: PingFrame) -> None:
@@ -390,7 +388,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
         heartbeat, self._heartbeat = self._heartbeat, None
         if heartbeat is not None and heartbeat is not asyncio.current_task():
             heartbeat.cancel()
-        runners = [active.runner for active in self.calls.values() if active.runner is not None]
+        runners = [active.runner for active in self.calls.values()]
         tasks = [runner.task for runner in runners if runner.task is not None]
         for runner in runners:
             runner.stop(self._stop_reason)
