@@ -32,7 +32,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from streaming_app import StreamView, server_stream  # noqa: E402
-from streaming_app.consumer import StreamConsumer  # noqa: E402
+from streaming_app.transports.websocket import StreamConsumer  # noqa: E402
 from streaming_app.registry import registry  # noqa: E402
 
 MAX_ITEMS = 10_000_000

@@ -22,7 +22,7 @@ from channels.consumer import get_handler_name  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from streaming_app.consumer import StreamConsumer  # noqa: E402
+from streaming_app.transports.websocket import StreamConsumer  # noqa: E402
 
 GROUP = "fanout"
 

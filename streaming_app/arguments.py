@@ -14,13 +14,13 @@ import datetime
 import decimal
 import enum
 import inspect
-import json
 import types
 import typing
 import uuid
 from typing import Any, Callable, Literal, Union
 
 from .exceptions import InvalidArgument
+from .protocol import frames as wire
 
 _EMPTY = inspect.Parameter.empty
 
@@ -301,10 +301,6 @@ class ArgumentSpec:
         return args
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _from_query(convert: Converter, text: str) -> Any:
     try:
         convert(text)
@@ -313,7 +309,7 @@ def _from_query(convert: Converter, text: str) -> Any:
     else:
         return text
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return wire.loads(text)
     except (ValueError, RecursionError):
         return text
 

@@ -1,9 +1,16 @@
-"""What a handler knows about the call it serves."""
+"""What a handler knows about the call it serves.
+
+The context knows nothing of transports, views or the registry: whatever
+runs the call (:class:`streaming_app.runner.CallRunner`) connects it to them
+through three public hooks, so that this module, the views and the registry
+import one another in one direction only.
+"""
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 from django.http import QueryDict
 
@@ -14,7 +21,6 @@ if TYPE_CHECKING:
     from rest_framework.request import Request
 
     from .hub import Subscription
-    from .views import StreamView
 
 
 class CallContext:
@@ -25,6 +31,16 @@ class CallContext:
     ``deadline`` is a ``time.monotonic()`` value (None: no deadline).
     A server stream sets ``result`` to return a value with its ``end``
     (an async generator cannot ``return`` one).
+
+    Hooks, set by the runner of the call (None: the context is not running,
+    e.g. in a unit test, and the feature does nothing):
+
+    ``announce(eid, recovered)``
+        writes the ``ready`` frame in the transport's framing;
+    ``on_abort(error)``
+        stops the call with ``error`` wherever its handler waits;
+    ``authorize_topic(topic)``
+        awaits the view's ``check_topic_permissions``, raising to refuse.
     """
 
     def __init__(
@@ -50,11 +66,11 @@ class CallContext:
         self.deadline = deadline
         self.resume = resume
         self.result: Any = None
-        self.view: StreamView | None = None  # set by the view serving the call
+        self.announce: Callable[[str, bool | None], Awaitable[None]] | None = None
+        self.on_abort: Callable[[exceptions.StreamError], None] | None = None
+        self.authorize_topic: Callable[[str], Awaitable[Any]] | None = None
         self._cancelled = False
-        self._abort_hook: Callable[[exceptions.StreamError], None] | None = None
         self._subscriptions: list[Subscription] = []
-        self._outlet: Any = None  # where items go (set by invoke); announces ``ready``
         self._ready_sent = False
 
     @property
@@ -131,7 +147,6 @@ class CallContext:
         announces its own ``ready``, and may pass ``on_error`` to see a
         subscription's error (and its resume point) before the call ends with it.
         """
-        from .db import call_sync_policy
         from .topics import subscribe
 
         if resumable is None:
@@ -145,9 +160,8 @@ class CallContext:
             on_error=on_error or self.abort,
             on_ready=self.ready if resumable else None,
         )
-        view = self.view
-        if view is not None:
-            subscription.authorize = lambda: call_sync_policy(view.check_topic_permissions, topic)
+        if self.authorize_topic is not None:
+            subscription.authorize = functools.partial(self.authorize_topic, topic)
         self._subscriptions.append(subscription)
         return subscription
 
@@ -160,15 +174,15 @@ class CallContext:
         saying whether it could start right after ``ctx.resume`` (None when the
         call did not resume).
         """
-        if self._ready_sent or self._outlet is None:
+        if self._ready_sent or self.announce is None:
             return
         self._ready_sent = True
-        await self._outlet.ready(eid, recovered if self.resume is not None else None)
+        await self.announce(eid, recovered if self.resume is not None else None)
 
     def abort(self, error: exceptions.StreamError) -> None:
         """End the call with ``error`` now, wherever its handler is waiting."""
-        if self._abort_hook is not None:
-            self._abort_hook(error)
+        if self.on_abort is not None:
+            self.on_abort(error)
 
     def release(self) -> None:
         """Leave every topic the call subscribed to (the call is over)."""

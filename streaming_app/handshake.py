@@ -1,4 +1,4 @@
-"""The WebSocket handshake: Origin validation and authentication.
+"""The WebSocket handshake: Origin validation (also as ASGI middleware) and authentication.
 
 A handshake is an HTTP request, so it is turned into one (Django's
 ``ASGIRequest`` wrapped in a DRF ``Request``) and authenticated with the same
@@ -8,7 +8,7 @@ DRF authentication classes the HTTP transport uses.
 from __future__ import annotations
 
 import io
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -17,6 +17,13 @@ from django.http.request import split_domain_port, validate_host
 from rest_framework.request import Request
 
 from .conf import streaming_settings
+
+if TYPE_CHECKING:
+    from rest_framework.authentication import BaseAuthentication
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 
 
 def header(scope: Mapping[str, Any], name: bytes) -> str | None:
@@ -54,6 +61,34 @@ def origin_allowed(scope: Mapping[str, Any]) -> bool:
     return bool(domain) and validate_host(domain, allowed_hosts())
 
 
+class OriginValidator:
+    """ASGI middleware refusing WebSocket handshakes from origins :func:`origin_allowed` refuses.
+
+    The same rule the consumer applies, for a stack that wants it outside the
+    consumer, as Channels' ``AllowedHostsOriginValidator`` is::
+
+        "websocket": OriginValidator(URLRouter(websocket_urlpatterns)),
+
+    A refused handshake is closed before it reaches the application, so
+    daphne answers 403, and nothing inside (authentication, tickets) runs.
+    Other scopes (``http``, ``lifespan``) pass through: HTTP calls are guarded
+    by CSRF, not by the Origin rule. The consumer still checks by default;
+    with this middleware in front, ``StreamConsumer.check_origin = False`` (on
+    a subclass) skips the second check.
+    """
+
+    def __init__(self, application: ASGIApp) -> None:
+        self.application = application
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or origin_allowed(scope):
+            await self.application(scope, receive, send)
+            return
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            await send({"type": "websocket.close"})  # before accept: the server answers 403
+
+
 def _trusted(origin: str, scheme: str, netloc: str, trusted: Iterable[str]) -> bool:
     for entry in trusted:
         if entry == origin:
@@ -64,6 +99,18 @@ def _trusted(origin: str, scheme: str, netloc: str, trusted: Iterable[str]) -> b
             if netloc.endswith(suffix):
                 return True
     return False
+
+
+class DefaultAuthentication:
+    """The authentication policy of both transports: ``STREAMING["DEFAULT_AUTHENTICATION_CLASSES"]``.
+
+    A WebSocket handshake and an HTTP call are authenticated the same way, so
+    the consumer and the HTTP view share this ``get_*()`` hook (DRF's pattern);
+    override it on a subclass of either to authenticate differently.
+    """
+
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        return [cls() for cls in streaming_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
 
 def build_request(scope: Mapping[str, Any], authenticators: list[Any]) -> Request:

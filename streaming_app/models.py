@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from django.db import models
 
+from .outcomes import EndReason
+
+__all__ = ["EndReason", "EndpointSwitch", "FinishedCall", "LiveCall", "RedeemedTicket"]
+
 
 class RedeemedTicket(models.Model):
     """A ticket that was used: what makes tickets single-use across processes.
@@ -20,17 +24,6 @@ class RedeemedTicket(models.Model):
 
     def __str__(self) -> str:
         return self.nonce
-
-
-class EndReason(models.TextChoices):
-    """How a call ended, as the history records it."""
-
-    COMPLETED = "completed", "completed"
-    CANCELLED = "cancelled", "cancelled by the client"
-    ERROR = "error", "error"
-    DEADLINE = "deadline", "deadline exceeded"
-    TERMINATED = "terminated", "terminated by an administrator"
-    DISCONNECTED = "disconnected", "client disconnected"
 
 
 class FinishedCall(models.Model):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .consumer import StreamConsumer
+from .transports.websocket import StreamConsumer
 
 websocket_urlpatterns = [
     path("ws/", StreamConsumer.as_asgi()),

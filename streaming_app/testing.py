@@ -44,7 +44,7 @@ class StreamTestClient:
         timeout: float = 5.0,
     ) -> None:
         if application is None:
-            from .consumer import StreamConsumer
+            from .transports.websocket import StreamConsumer
 
             application = StreamConsumer.as_asgi()
         self.communicator = WebsocketCommunicator(

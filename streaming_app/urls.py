@@ -2,12 +2,12 @@
 ``path("streams/", include("streaming_app.urls"))``.
 
 ``<prefix>/_ticket`` issues WebSocket tickets; ``<prefix>/<namespace>.<method>``
-calls a unary or server-stream method over HTTP (see :mod:`streaming_app.http`).
+calls a unary or server-stream method over HTTP (see :mod:`streaming_app.transports.http`).
 """
 
 from django.urls import path
 
-from .http import StreamHTTPView
+from .transports.http import StreamHTTPView
 from .tickets import ticket_view
 
 app_name = "streaming_app"

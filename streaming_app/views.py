@@ -35,7 +35,6 @@ class StreamView:
 
     def __init__(self, ctx: CallContext, method: StreamMethod) -> None:
         self.ctx = ctx
-        ctx.view = self
         self.request: Request = ctx.request
         self.stream_method = method
         self.action = method.attr  # as DRF viewsets name it, for permission classes

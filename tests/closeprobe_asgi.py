@@ -16,8 +16,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from streaming_app import StreamView, unary  # noqa: E402
-from streaming_app.consumer import StreamConsumer  # noqa: E402
 from streaming_app.registry import registry  # noqa: E402
+from streaming_app.transports.websocket import StreamConsumer  # noqa: E402
 
 CONNECTS: Counter[str] = Counter()
 PINGS: Counter[str] = Counter()

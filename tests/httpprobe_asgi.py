@@ -14,7 +14,7 @@ from project.asgi import application  # noqa: E402,F401  (sets Django up)
 from rest_framework.authentication import TokenAuthentication  # noqa: E402
 from rest_framework.permissions import IsAuthenticated  # noqa: E402
 
-from streaming_app import StreamView, server_stream, unary  # noqa: E402
+from streaming_app import StreamError, StreamView, server_stream, unary  # noqa: E402
 from streaming_app.registry import registry  # noqa: E402
 
 FINISHED: dict[str, str] = {}  # tag -> how the handler ended ("returned", "cancelled")
@@ -68,6 +68,15 @@ class HttpProbe(StreamView):
     async def unencodable(self, ctx):
         yield {"i": 0}
         yield {"bad": object()}
+
+    @unary
+    async def unencodable_details(self, ctx) -> None:
+        raise StreamError.for_code("failed_precondition", "Stock changed.", {"item": object()})
+
+    @server_stream
+    async def stream_unencodable_details(self, ctx):
+        yield {"i": 0}
+        raise StreamError.for_code("aborted", "Conflict.", {"row": object()})
 
     @server_stream(permission_classes=[IsAuthenticated])
     async def my_items(self, ctx):

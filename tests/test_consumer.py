@@ -26,11 +26,11 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny, BasePermission, IsAdminUser, IsAuthenticated
 
 from streaming_app import checks
-from streaming_app.consumer import StreamConsumer
 from streaming_app.decorators import bidi_stream, client_stream, server_stream, unary
 from streaming_app.exceptions import StreamError
 from streaming_app.registry import StreamRegistry, registry
 from streaming_app.testing import ConnectionClosed, StreamTestClient
+from streaming_app.transports.websocket import StreamConsumer
 from streaming_app.views import StreamView
 
 pytestmark = pytest.mark.usefixtures("close_worker_connections")
@@ -212,6 +212,19 @@ class ErrorViews(StreamView):
         from django.contrib.auth import get_user_model
 
         raise get_user_model().DoesNotExist("no user")
+
+    @unary
+    async def unencodable_details(self, ctx) -> None:
+        raise StreamError.for_code("failed_precondition", "Stock changed.", {"item": object()})
+
+    @unary
+    async def raise_cancelled(self, ctx) -> None:
+        raise asyncio.CancelledError()
+
+    @server_stream
+    async def stream_unencodable_details(self, ctx):
+        yield 1
+        raise StreamError.for_code("aborted", "Conflict.", {"row": object()})
 
 
 PERMISSION_THREADS: list[int] = []
@@ -866,6 +879,28 @@ async def test_model_does_not_exist_is_not_found():
     async with StreamTestClient() as client:
         error = await call_error(client, "t_err.missing_user")
     assert error.code == "not_found"
+
+
+async def test_error_whose_details_cannot_be_encoded_still_ends_the_call_without_them():
+    # Over HTTP such an error was always sent without its details; over the
+    # WebSocket the call used to get no terminal frame at all.
+    async with StreamTestClient(timeout=2) as client:
+        error = await call_error(client, "t_err.unencodable_details")
+        call_id = await client.start("t_err.stream_unencodable_details")
+        frames = await frames_for(client, call_id, 2)
+        assert await client.call("t_flow.fast") == "fast"  # the connection serves on
+    assert (error.code, error.message, error.details) == ("failed_precondition", "Stock changed.", {})
+    assert frames == [
+        {"t": "next", "id": call_id, "d": 1},
+        {"t": "error", "id": call_id, "code": "aborted", "message": "Conflict.", "details": {}},
+    ]
+
+
+async def test_handler_that_raises_cancelled_error_itself_ends_with_cancelled():
+    # As over HTTP; the WebSocket used to leave such a call without a terminal frame.
+    async with StreamTestClient(timeout=2) as client:
+        error = await call_error(client, "t_err.raise_cancelled")
+    assert (error.code, error.message) == ("cancelled", "The call was cancelled.")
 
 
 async def test_unexpected_exception_is_internal_without_its_text():

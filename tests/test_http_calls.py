@@ -216,6 +216,19 @@ def test_item_that_cannot_be_encoded_ends_the_stream_with_internal(probe):
     ]
 
 
+def test_error_whose_details_cannot_be_encoded_is_answered_without_them(probe):
+    error = assert_error(probe.get("httpprobe.unencodable_details"), 500, "failed_precondition")
+    assert error == {"code": "failed_precondition", "message": "Stock changed.", "details": {}}
+
+
+def test_stream_error_whose_details_cannot_be_encoded_ends_the_stream_without_them(probe):
+    _, records = get_ndjson(probe, "httpprobe.stream_unencodable_details")
+    assert records == [
+        {"t": "next", "d": {"i": 0}},
+        {"t": "error", "code": "aborted", "message": "Conflict.", "details": {}},
+    ]
+
+
 def test_a_stream_handler_that_raises_cancelled_error_itself_ends_with_cancelled(probe):
     _, records = get_ndjson(probe, "httpprobe.stream_raise_cancelled", timeout=3)
     assert records == [

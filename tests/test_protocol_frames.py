@@ -55,7 +55,7 @@ def test_protocol_package_imports_neither_django_nor_channels():
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     code = (
         "import sys, streaming_app.protocol, streaming_app.protocol.frames, "
-        "streaming_app.protocol.session, streaming_app.protocol.codes\n"
+        "streaming_app.protocol.session, streaming_app.protocol.codes, streaming_app.protocol.connection\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'channels', 'rest_framework'))\n"
         "print(','.join(bad))\n"
     )

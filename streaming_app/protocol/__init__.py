@@ -1,4 +1,4 @@
-"""Protocol v1 without I/O: frames, codes and call state.
+"""Protocol v1 without I/O: frames, codes, call state and connection rules.
 
 Imports neither Django nor Channels, so the Python client and any transport
 can share it.
@@ -14,6 +14,7 @@ from .codes import (
     ErrorCode,
     is_reconnectable,
 )
+from .connection import FrameTooLarge, Limits, ServerConnection
 from .frames import (
     CallFrame,
     CancelFrame,
@@ -52,11 +53,14 @@ __all__ = [
     "ErrorCode",
     "ErrorFrame",
     "FrameError",
+    "FrameTooLarge",
     "HelloFrame",
+    "Limits",
     "NextFrame",
     "PingFrame",
     "PongFrame",
     "ReadyFrame",
+    "ServerConnection",
     "ServerFrame",
     "ServerSession",
     "WindowExceeded",

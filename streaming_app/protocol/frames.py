@@ -136,11 +136,21 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def loads(text: str | bytes) -> Any:
+    """JSON as the protocol reads it anywhere (frames, HTTP bodies, query values).
+
+    ``NaN`` and ``Infinity``, which Python's json accepts and JSON does not,
+    raise ``ValueError`` like any other invalid JSON; deep nesting raises
+    ``RecursionError``.
+    """
+    return json.loads(text, parse_constant=_reject_constant)
+
+
 def _load_object(text: str | bytes) -> dict[str, Any]:
     if not isinstance(text, str):
         raise FrameError("binary frames are not accepted on the JSON subprotocol")
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        obj = loads(text)
     except ValueError:
         raise FrameError("frame is not valid JSON") from None
     except RecursionError:

@@ -4,7 +4,7 @@ A call over HTTP answers with one of three media types: JSON for a unary
 result, and for a server stream either Server-Sent Events or NDJSON. This
 module chooses the media type from an ``Accept`` header and turns items and
 outcomes into the bytes of each format; the Django view in
-:mod:`streaming_app.http` drives it. Like the rest of :mod:`.protocol` it
+:mod:`streaming_app.transports.http` drives it. Like the rest of :mod:`.protocol` it
 imports neither Django nor Channels and is tested without sockets.
 
 Stream records, one per item or outcome:

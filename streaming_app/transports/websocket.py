@@ -22,21 +22,19 @@ from channels.exceptions import StopConsumer
 from django.core.exceptions import SuspiciousOperation
 from rest_framework.exceptions import AuthenticationFailed
 
-from . import exceptions
-from .arguments import convert_item
-from .conf import streaming_settings
-from .context import CallContext
-from .db import reaper
-from .encoding import json_default
-from .events import Event
-from .flow import CreditGate, Inbox
-from .gc_tuning import tune_for_serving
-from .handshake import authenticate, build_request, origin_allowed
-from .invocation import as_stream_error, effective_timeout, invoke, prepare
-from .monitor import OpenCall, monitor
-from .protocol import frames as wire
-from .protocol.codes import SUBPROTOCOL, CloseCode, ErrorCode
-from .protocol.frames import (
+from .. import exceptions
+from ..arguments import convert_item
+from ..conf import streaming_settings
+from ..context import CallContext
+from ..encoding import json_default
+from ..events import Event
+from ..flow import CreditGate, Inbox
+from ..gc_tuning import tune_for_serving
+from ..handshake import DefaultAuthentication, authenticate, build_request, origin_allowed
+from ..outcomes import EndReason
+from ..protocol import frames as wire
+from ..protocol.codes import SUBPROTOCOL, CloseCode, ErrorCode
+from ..protocol.frames import (
     CallFrame,
     CancelFrame,
     CreditFrame,
@@ -46,41 +44,30 @@ from .protocol.frames import (
     PingFrame,
     PongFrame,
 )
-from .protocol.session import Call, ServerSession, WindowExceeded
-from .registry import StreamMethod, registry
+from ..protocol.connection import FrameTooLarge, Limits, ServerConnection
+from ..protocol.session import Call, ServerSession, WindowExceeded
+from ..registry import StreamMethod, registry
+from ..runner import CallRunner, call_deadline
 
 logger = logging.getLogger("streaming_app")
-
-# Why a call stopped before its handler finished. A cancelled or disconnected
-# call ends silently; the others send the error they were stopped with.
-CANCELLED = "cancelled"
-DEADLINE = "deadline"
-DISCONNECTED = "disconnected"
-FAILED = "failed"
-TERMINATED = "terminated"
-
-# How the history names a call's end, by the reason it was stopped.
-END_REASONS = {CANCELLED: "cancelled", DEADLINE: "deadline", DISCONNECTED: "disconnected", TERMINATED: "terminated"}
 
 YIELD_EVERY_MASK = 63  # a stream lets the event loop run once every 64 items
 
 
-class ActiveCall:
-    """One running call on a connection: its task, its credit and its inbox."""
+class WebSocketCall:
+    """One call on a connection, as the WebSocket writes it: the runner's :class:`~streaming_app.runner.CallWriter`.
+
+    It holds the call's credit (``wait`` parks the handler while there is
+    none) and its inbox (the client's half, fed by the consumer's frames).
+    """
+
+    transport: str | None = None  # the context's: "websocket"
 
     def __init__(
-        self,
-        consumer: StreamConsumer,
-        call: Call,
-        method: StreamMethod,
-        ctx: CallContext,
-        args: dict[str, Any],
+        self, consumer: StreamConsumer, call: Call, method: StreamMethod, ctx: CallContext, args: dict[str, Any]
     ) -> None:
         self.consumer = consumer
         self.call = call
-        self.method = method
-        self.ctx = ctx
-        self.args = args
         self.gate = CreditGate(call)
         self.inbox: Inbox | None = None
         if method.kind.client_streams:
@@ -90,41 +77,32 @@ class ActiveCall:
                 self._grant_client_credit,
                 functools.partial(convert_item, convert) if convert else None,
             )
-        self.stop_reason: str | None = None
-        self.stop_error: exceptions.StreamError | None = None
         self._sent = 0
-        self.task: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self.live: OpenCall | None = monitor.opened(
-            method,
-            ctx,
-            terminate=functools.partial(self.stop, TERMINATED),
-            waiting=lambda: self.gate.waiting,
-            close_connection=consumer.terminate,
-        )
+        self.runner = CallRunner(method, ctx, args, self, incoming=self.inbox, close_connection=consumer.terminate)
 
-    # -- Outlet -------------------------------------------------------------
+    async def accept(self) -> None:
+        pass  # nothing to announce: the call frame opened the call
 
     async def wait(self) -> None:
         await self.gate.acquire()
 
-    async def send(self, item: Any) -> None:
+    def waiting(self) -> bool:
+        return self.gate.waiting
+
+    async def send(self, item: Any) -> int:
         consumer = self.consumer
         if type(item) is Event:
             text = wire.encode_next_json(self.call.id, item.encode(json_default), item.eid)
         else:
             text = wire.encode_next(self.call.id, item, default=json_default)
         await consumer.send_text(consumer.checked_size(text, "An item"))
-        live = self.live
-        if live is not None:
-            live.items_out += 1
-            live.bytes_out += len(text)
         # daphne's send never suspends, so a stream with ample credit would hold
         # the event loop (and every other connection) until it ended; let the
         # loop run now and then, which also gets the first items on the wire.
         self._sent += 1
         if self._sent & YIELD_EVERY_MASK == 1:
             await asyncio.sleep(0)
+        return len(text)
 
     async def ready(self, eid: str, recovered: bool | None) -> None:
         if not self.call.closed:
@@ -134,71 +112,37 @@ class ActiveCall:
         if not self.call.closed:
             await self.consumer.send_text(wire.encode_credit(self.call.id, n))
 
-    # -- lifecycle ------------------------------------------------------------
+    def encode_end(self, result: Any) -> str:
+        return self.consumer.checked_size(wire.encode_end(self.call.id, result, default=json_default), "The result")
 
-    def start(self, timeout: float | None) -> None:
-        loop = asyncio.get_running_loop()
-        if timeout is not None:
-            self.ctx.deadline = time.monotonic() + timeout
-            self._timer = loop.call_later(timeout, self.stop, DEADLINE, exceptions.DeadlineExceeded())
-        self.ctx._abort_hook = functools.partial(self.stop, FAILED)
-        self.task = loop.create_task(self.run(), name=f"streaming_app call {self.method.name}#{self.call.id}")
+    def encode_error(self, code: ErrorCode, message: str, details: dict[str, Any] | None) -> str:
+        return wire.encode_error(self.call.id, code, message, details, json_default)
 
-    def stop(self, reason: str, error: exceptions.StreamError | None = None) -> None:
-        """Interrupt the handler; its ``finally`` blocks run as the task unwinds.
-
-        The call then ends with ``error``, or silently without one.
-        """
-        if self.stop_reason is not None or self.task is None or self.task.done():
+    async def finish(self, frame: str) -> None:
+        """Send the call's one terminal frame, unless it was cancelled or its socket is gone."""
+        if self.call.closed:
             return
-        self.stop_reason = reason
-        self.stop_error = error
-        self.ctx.mark_cancelled()
-        if error is None:
-            self.call.close()  # nothing more is sent for it
-        self.task.cancel()
+        self.consumer.session.close(self.call.id)  # type: ignore[union-attr]
+        await self.consumer.send_text(frame)
 
-    async def run(self) -> None:
-        consumer, call, ctx = self.consumer, self.call, self.ctx
-        reason, code = "error", str(ErrorCode.INTERNAL)  # what the history says, unless we learn better
-        try:
-            try:
-                view, kwargs = await prepare(self.method, ctx, self.args)
-                result = await invoke(self.method, view, ctx, kwargs, self, self.inbox)
-                frame = consumer.checked_size(wire.encode_end(call.id, result, default=json_default), "The result")
-            except asyncio.CancelledError:
-                reason, code = END_REASONS.get(self.stop_reason or "", "error"), ""
-                if self.stop_error is None:
-                    return
-                error: exceptions.StreamError = self.stop_error
-                code = str(error.code)
-            except Exception as exc:
-                error = as_stream_error(exc, ctx)
-                reason, code = "error", str(error.code)
-            else:
-                reason, code = "completed", ""
-                await consumer.finish(self, frame)
-                return
-            await consumer.finish(self, wire.encode_error(call.id, error.code, error.message, error.details, json_default))
-        except Exception:
-            logger.exception("streaming_app could not end call %s#%s", self.method.name, call.id)
-        finally:
-            if self._timer is not None:
-                self._timer.cancel()
-            consumer.forget(self)
-            monitor.closed(self.live, reason, code)
-            reaper.call_finished(streaming_settings.DB_CONNECTION_CHECK_INTERVAL)
+    def forget(self) -> None:
+        self.consumer.forget(self)
 
 
-class StreamConsumer(AsyncConsumer):
+class StreamConsumer(DefaultAuthentication, AsyncConsumer):
     """Serves the methods of a registry over one multiplexed WebSocket.
 
     Route it like any consumer: ``path("ws/", StreamConsumer.as_asgi())``.
     Origin validation and authentication happen here, so it needs no
-    middleware around it (a user set by ``AuthMiddlewareStack`` is honoured).
+    middleware around it (a user set by ``AuthMiddlewareStack`` is honoured);
+    the Origin rule is also :class:`~streaming_app.handshake.OriginValidator`,
+    for a stack that composes it as middleware.
     """
 
     registry = registry
+    # Refuse handshakes from origins handshake.origin_allowed refuses. Off only
+    # when handshake.OriginValidator (or another check) is in front.
+    check_origin = True
     open_connections = 0  # in this process
     # No per-connection channel: nothing is addressed to one socket through the
     # layer, and with channels_redis joining one makes every disconnect wait
@@ -207,16 +151,14 @@ class StreamConsumer(AsyncConsumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.calls: dict[int, ActiveCall] = {}
+        self.calls: dict[int, WebSocketCall] = {}
         self.connection_id = secrets.token_hex(8)
-        self.session: ServerSession | None = None
+        self.connection: ServerConnection | None = None  # the protocol's rules, once accepted
+        self.session: ServerSession | None = None  # its calls
         self.request: Any = None
         self.closed = False
         self._counted = False
-        self._bad_frames = 0
-        self._frame_size = 0
-        self._stop_reason = DISCONNECTED  # why calls stop when the socket closes
-        self._last_seen = 0.0
+        self._stop_reason = EndReason.DISCONNECTED  # why calls stop when the socket closes
         self._heartbeat: asyncio.Task[None] | None = None
         self._frame_handlers: dict[type, Callable[[Any], Any]] = {
             CallFrame: self.on_call,
@@ -240,7 +182,7 @@ class StreamConsumer(AsyncConsumer):
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         settings = streaming_settings
         offered = self.scope.get("subprotocols") or []
-        if not origin_allowed(self.scope) or (offered and SUBPROTOCOL not in offered):
+        if (self.check_origin and not origin_allowed(self.scope)) or (offered and SUBPROTOCOL not in offered):
             await self.base_send({"type": "websocket.close"})  # daphne answers 403
             return
         accept: dict[str, Any] = {"type": "websocket.accept"}
@@ -274,40 +216,23 @@ class StreamConsumer(AsyncConsumer):
         StreamConsumer.open_connections += 1
         self._counted = True
         tune_for_serving()
-        self.max_frame = settings.MAX_FRAME_BYTES
-        self.session = ServerSession(settings.MAX_CALLS_PER_CONNECTION, settings.CLIENT_WINDOW)
-        self._last_seen = time.monotonic()
-        await self.send_text(
-            wire.encode_hello(
-                self.connection_id,
-                settings.HEARTBEAT_INTERVAL,
-                {
-                    "max_frame": settings.MAX_FRAME_BYTES,
-                    "max_calls": settings.MAX_CALLS_PER_CONNECTION,
-                    "client_window": settings.CLIENT_WINDOW,
-                },
-            )
-        )
-        self._heartbeat = asyncio.get_running_loop().create_task(
-            self.heartbeat(settings.HEARTBEAT_INTERVAL, settings.HEARTBEAT_TIMEOUT)
-        )
+        self.connection = connection = ServerConnection(self.get_limits(), time.monotonic())
+        self.session = connection.session
+        await self.send_text(connection.hello(self.connection_id))
+        self._heartbeat = asyncio.get_running_loop().create_task(self.heartbeat(connection))
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
-        if self.closed or self.session is None:
+        connection = self.connection
+        if self.closed or connection is None:
             return
         text = message.get("text")
         data = text if text is not None else message.get("bytes") or b""
-        if wire.exceeds(data, self.max_frame):
-            await self.close(CloseCode.FRAME_TOO_LARGE)
-            return
-        self._last_seen = time.monotonic()
-        self._frame_size = len(data)
         try:
-            frame = wire.parse_client_frame(data)
+            frame = connection.receive(data, time.monotonic())
             await self._frame_handlers[type(frame)](frame)
+        except FrameTooLarge as exc:
+            await self.close(exc.close_code)
         except FrameError as exc:
-            if exc.call_id is not None and exc.call_id > self.session.last_id:
-                self.session.claim_id(exc.call_id)  # a rejected call still uses its id
             await self.bad_frame(exc)
         except Exception:
             logger.exception("streaming_app: error while handling a frame")
@@ -344,25 +269,24 @@ class StreamConsumer(AsyncConsumer):
             request=self.request,
             scope=self.scope,
             connection_id=self.connection_id,
+            deadline=call_deadline(frame.timeout, time.monotonic()),
             resume=frame.resume,
         )
-        active = ActiveCall(self, call, method, ctx, frame.args)
+        active = WebSocketCall(self, call, method, ctx, frame.args)
         self.calls[frame.id] = active
-        active.start(self.effective_timeout(frame.timeout))
+        active.runner.start()
 
     async def on_next(self, frame: NextFrame) -> None:
         call = self.session.lookup(frame.id, "next")  # type: ignore[union-attr]
         if call is None:
             return
         active = self.calls[frame.id]
-        live = active.live
-        if live is not None:
-            live.items_in += 1
-            live.bytes_in += self._frame_size
+        runner = active.runner
+        runner.item_received(self.connection.last_frame_size)  # type: ignore[union-attr]
         try:
             call.receive_item()
         except WindowExceeded as exc:
-            active.stop(FAILED, exceptions.ResourceExhausted(str(exc)))
+            runner.stop(EndReason.ERROR, exceptions.ResourceExhausted(str(exc)))
             return
         active.inbox.put(frame.data)  # type: ignore[union-attr]
 
@@ -381,29 +305,30 @@ class StreamConsumer(AsyncConsumer):
     async def on_cancel(self, frame: CancelFrame) -> None:
         call = self.session.lookup(frame.id, "cancel")  # type: ignore[union-attr]
         if call is not None:
-            self.calls[frame.id].stop(CANCELLED)
+            self.calls[frame.id].runner.stop(EndReason.CANCELLED)
             self.session.close(frame.id)  # type: ignore[union-attr]
 
     async def on_ping(self, frame: PingFrame) -> None:
         await self.send_text(wire.encode_pong(frame.data, default=json_default))
 
     async def on_pong(self, frame: PongFrame) -> None:
-        pass  # receiving it is the point: _last_seen moved
+        pass  # receiving it is the point: the connection saw the peer alive
 
     async def bad_frame(self, exc: FrameError) -> None:
-        self._bad_frames += 1
-        await self.send_text(wire.encode_error(None, ErrorCode.INVALID_ARGUMENT, exc.message, exc.details()))
-        if self._bad_frames >= streaming_settings.MAX_BAD_FRAMES:
-            await self.close(CloseCode.BAD_FRAMES)
+        frame, close_code = self.connection.bad_frame(exc)  # type: ignore[union-attr]
+        await self.send_text(frame)
+        if close_code is not None:
+            await self.close(close_code)
 
     # -- sending ------------------------------------------------------------------------
 
     def checked_size(self, text: str, what: str) -> str:
         """A call's frame, or ``resource_exhausted`` for the call if it is over the frame limit."""
-        if wire.exceeds(text, self.max_frame):
-            raise exceptions.ResourceExhausted(
-                f"{what} is larger than the frame limit.", {"max_frame": self.max_frame}
-            )
+        connection = self.connection
+        assert connection is not None
+        if not connection.fits(text):
+            max_frame = connection.limits.max_frame
+            raise exceptions.ResourceExhausted(f"{what} is larger than the frame limit.", {"max_frame": max_frame})
         return text
 
     async def send_text(self, text: str) -> None:
@@ -414,14 +339,7 @@ class StreamConsumer(AsyncConsumer):
     async def send_error(self, call_id: int | None, error: exceptions.StreamError) -> None:
         await self.send_text(wire.encode_error(call_id, error.code, error.message, error.details, json_default))
 
-    async def finish(self, active: ActiveCall, terminal_frame: str) -> None:
-        """Send a call's one terminal frame, unless it was cancelled or its socket is gone."""
-        if active.call.closed:
-            return
-        self.session.close(active.call.id)  # type: ignore[union-attr]
-        await self.send_text(terminal_frame)
-
-    def forget(self, active: ActiveCall) -> None:
+    def forget(self, active: WebSocketCall) -> None:
         if self.calls.get(active.call.id) is active:
             del self.calls[active.call.id]
         if self.session is not None:
@@ -429,26 +347,32 @@ class StreamConsumer(AsyncConsumer):
 
     # -- connection -------------------------------------------------------------------
 
-    def get_authenticators(self) -> list[Any]:
-        return [cls() for cls in streaming_settings.DEFAULT_AUTHENTICATION_CLASSES]
+    def get_limits(self) -> Limits:
+        """The connection's limits, from the ``STREAMING`` settings."""
+        settings = streaming_settings
+        return Limits(
+            max_frame=settings.MAX_FRAME_BYTES,
+            max_calls=settings.MAX_CALLS_PER_CONNECTION,
+            client_window=settings.CLIENT_WINDOW,
+            max_bad_frames=settings.MAX_BAD_FRAMES,
+            heartbeat_interval=settings.HEARTBEAT_INTERVAL,
+            heartbeat_timeout=settings.HEARTBEAT_TIMEOUT,
+        )
 
-    def effective_timeout(self, requested: float | None) -> float | None:
-        return effective_timeout(requested)
-
-    async def heartbeat(self, interval: float, timeout: float) -> None:
-        """Ping the peer every ``interval``; close with 4408 when it has been silent too long."""
+    async def heartbeat(self, connection: ServerConnection) -> None:
+        """Ping a silent peer every heartbeat interval; close with 4408 once it has been silent too long."""
         while not self.closed:
-            silent = time.monotonic() - self._last_seen
-            if silent >= timeout:
+            now = time.monotonic()
+            if connection.timed_out(now):
                 await self.close(CloseCode.HEARTBEAT_TIMEOUT)
                 return
-            await asyncio.sleep(min(interval, timeout - silent))
-            if time.monotonic() - self._last_seen >= interval:
+            await asyncio.sleep(connection.until_next_check(now))
+            if connection.ping_due(time.monotonic()):
                 await self.send_text(wire.encode_ping())
 
     def terminate(self) -> None:
         """Close the connection with 4000 (an administrator's command); its calls' ``finally`` blocks run."""
-        self._stop_reason = TERMINATED
+        self._stop_reason = EndReason.TERMINATED
         asyncio.get_running_loop().create_task(self.close(CloseCode.TERMINATED))
 
     async def close(self, code: int = CloseCode.NORMAL) -> None:
@@ -464,9 +388,10 @@ class StreamConsumer(AsyncConsumer):
         heartbeat, self._heartbeat = self._heartbeat, None
         if heartbeat is not None and heartbeat is not asyncio.current_task():
             heartbeat.cancel()
-        tasks = [active.task for active in self.calls.values() if active.task is not None]
-        for active in list(self.calls.values()):
-            active.stop(self._stop_reason)
+        runners = [active.runner for active in self.calls.values()]
+        tasks = [runner.task for runner in runners if runner.task is not None]
+        for runner in runners:
+            runner.stop(self._stop_reason)
         if self._counted:
             StreamConsumer.open_connections -= 1
             self._counted = False

@@ -14,29 +14,31 @@ problems with an HTTP status and ``{"error": {"code", "message", "details"}}``:
    (presented but invalid credentials: 401; CSRF, for a session-authenticated
    POST: 403);
 4. the reserved query parameters and the arguments (400);
-5. the view's permissions and argument validation (:func:`.invocation.prepare`).
+5. the view's permissions and argument validation (:func:`streaming_app.runner.prepare`).
 
-A unary call then runs in the request and answers ``{"d": <result>}`` or its
-error with the HTTP status of the error's code. A server stream answers 200
-and runs its handler in a task of its own that hands encoded records to the
-response body through a small buffer; whatever happens from then on,
-including the handler's errors and the deadline, is told in-band, and every
-stream ends with an ``end`` or ``error`` record. A client that disconnects
-cancels the request; the body's ``finally`` cancels the handler and waits
-(bounded) for its ``finally`` blocks.
+The call itself is run by a :class:`~streaming_app.runner.CallRunner` in a
+task of its own, exactly as on the WebSocket; this module only writes its
+output. A unary call answers ``{"d": <result>}`` or its error with the HTTP
+status of the error's code (:class:`HttpUnary`). A server stream whose checks
+(step 5) fail answers the same way; once they pass it answers 200 and its
+handler hands encoded records to the response body through a small buffer
+(:class:`HttpStream`); whatever happens from then on, including the handler's
+errors and the deadline, is told in-band, and every stream ends with an
+``end`` or ``error`` record. A client that disconnects cancels the request;
+the view or the body's ``finally`` stops the call and waits (bounded) for its
+handler's ``finally`` blocks.
 
-The framing of each format lives in :mod:`.protocol.http`; the call itself
-is run by :mod:`.invocation`, exactly as the WebSocket consumer runs it.
+The framing of each format lives in :mod:`streaming_app.protocol.http`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import logging
 import secrets
 import time
-from typing import Any, AsyncIterator, Awaitable, TypeVar
+from typing import Any, AsyncIterator
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -49,19 +51,18 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 
-from . import exceptions
-from .arguments import invalid_arguments
-from .conf import streaming_settings
-from .context import CallContext
-from .db import reaper
-from .encoding import json_default
-from .events import Event
-from .gc_tuning import tune_for_serving
-from .handshake import authenticate
-from .invocation import as_stream_error, effective_timeout, invoke, prepare
-from .monitor import OpenCall, monitor
-from .protocol.codes import ErrorCode
-from .protocol.http import (
+from .. import exceptions
+from ..arguments import invalid_arguments
+from ..conf import streaming_settings
+from ..context import CallContext
+from ..encoding import json_default
+from ..events import Event
+from ..gc_tuning import tune_for_serving
+from ..handshake import DefaultAuthentication, authenticate
+from ..outcomes import EndReason
+from ..protocol import frames as wire
+from ..protocol.codes import ErrorCode
+from ..protocol.http import (
     JSON,
     NDJSON,
     SSE,
@@ -72,13 +73,11 @@ from .protocol.http import (
     parse_timeout,
     result_body,
 )
-from .protocol.session import CallKind
-from .registry import StreamMethod, registry
-from .views import StreamView
+from ..protocol.session import CallKind
+from ..registry import StreamMethod, registry
+from ..runner import CallRunner, as_stream_error, call_deadline, encode_error
 
 logger = logging.getLogger("streaming_app")
-
-T = TypeVar("T")
 
 # Query parameters that are never method arguments.
 RESERVED_PARAMS = frozenset({"timeout", "last_event_id", "ticket"})
@@ -88,9 +87,6 @@ RESERVED_PARAMS = frozenset({"timeout", "last_event_id", "ticket"})
 # body writes at most this much as one chunk.
 BUFFER_RECORDS = 256
 BUFFER_BYTES = 64 * 1024
-
-# Seconds a stopped stream waits for its handler's ``finally`` blocks.
-STOP_GRACE = 10.0
 
 
 class _NoFormData(BaseParser):
@@ -118,173 +114,147 @@ class CallRefused(Exception):
 
 
 def error_response(
-    error: exceptions.StreamError, status: int | None = None, headers: dict[str, str] | None = None
+    error: exceptions.StreamError,
+    status: int | None = None,
+    headers: dict[str, str] | None = None,
+    body: str | None = None,
 ) -> HttpResponse:
-    """``{"error": {...}}`` with the HTTP status of its code (or ``status``)."""
-    try:
-        body = error_body(error.code, error.message, error.details, json_default)
-    except (TypeError, ValueError):
-        logger.exception("streaming_app: the details of a %s error cannot be encoded", error.code)
-        body = error_body(error.code, error.message)
+    """``{"error": {...}}`` (or ``body``, the runner's encoding of it) with the HTTP status of its code (or ``status``)."""
+    if body is None:
+        body = encode_error(_encode_error_body, error)
     response = HttpResponse(body, status=status or error.code.http_status, content_type=JSON)
     for name, value in (headers or {}).items():
         response[name] = value
     return response
 
 
-async def within_deadline(ctx: CallContext, when: float | None, awaitable: Awaitable[T]) -> T:
-    """Await ``awaitable``, interrupted at loop time ``when`` with ``deadline_exceeded``."""
-    if when is None:
-        return await awaitable
-    try:
-        async with asyncio.timeout_at(when) as scope:
-            return await awaitable
-    except TimeoutError:
-        if not scope.expired():
-            raise  # the handler's own TimeoutError: an internal error like any other
-        ctx.mark_cancelled()
-        raise exceptions.DeadlineExceeded() from None
+def _encode_error_body(code: ErrorCode, message: str, details: dict[str, Any] | None) -> str:
+    return error_body(code, message, details, json_default)
 
 
-class HttpStream:
-    """One server stream: the handler's task, its buffer, and the response body.
+class HttpUnary:
+    """A unary call's output: the body of its one response (the runner's :class:`~streaming_app.runner.CallWriter`).
 
-    It is the :class:`~streaming_app.invocation.Outlet` of the call: ``send``
-    encodes an item into the buffer, ``wait`` holds the handler at its
-    ``yield`` while the buffer is full. The body generator drains the buffer
-    one chunk at a time and sends a keepalive when nothing was sent for
-    ``keepalive`` seconds.
+    ``response`` resolves with the body once the call has ended; its status
+    comes from the error the runner recorded, if any.
     """
 
-    def __init__(
-        self,
-        method: StreamMethod,
-        view: StreamView,
-        ctx: CallContext,
-        kwargs: dict[str, Any],
-        records: SSERecords | NDJSONRecords,
-        deadline: float | None,
-        keepalive: float,
-    ) -> None:
-        self.method = method
-        self.view = view
-        self.ctx = ctx
-        self.kwargs = kwargs
+    transport: str | None = None  # the context's: "http"
+
+    def __init__(self) -> None:
+        self.response: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+
+    async def accept(self) -> None:
+        pass
+
+    async def wait(self) -> None:
+        pass  # a unary call has no items
+
+    def waiting(self) -> bool:
+        return False
+
+    async def send(self, item: Any) -> int:
+        raise AssertionError("a unary call sends no items")
+
+    async def ready(self, eid: str, recovered: bool | None) -> None:
+        pass  # a JSON response has nowhere to say it
+
+    def encode_end(self, result: Any) -> str:
+        return result_body(result, json_default)
+
+    def encode_error(self, code: ErrorCode, message: str, details: dict[str, Any] | None) -> str:
+        return _encode_error_body(code, message, details)
+
+    async def finish(self, frame: str) -> None:
+        if not self.response.done():
+            self.response.set_result(frame)
+
+    def forget(self) -> None:
+        if not self.response.done():
+            self.response.set_result(None)  # ended with nothing to say: the client left
+
+
+class HttpStream(HttpUnary):
+    """A server stream's output: records in a small buffer that the response body drains.
+
+    Until the call passes its checks, it is a unary call that has not
+    started: an error then is a JSON response with the error's status.
+    After ``accept``, ``response`` resolves (with None) so that the view
+    answers 200 with :meth:`body`, and everything is told in-band: ``send``
+    encodes an item into the buffer, ``wait`` holds the handler at its
+    ``yield`` while the buffer is full, the terminal record ends the body. The
+    body sends a keepalive when nothing was sent for ``keepalive`` seconds.
+    """
+
+    def __init__(self, records: SSERecords | NDJSONRecords, keepalive: float) -> None:
+        super().__init__()
         self.records = records
-        self.deadline = deadline
+        self.transport = "sse" if isinstance(records, SSERecords) else "ndjson"
         self.keepalive = keepalive
-        self.task: asyncio.Task[None] | None = None
+        self.accepted = False
         self._buffer: list[str] = []
         self._buffered_bytes = 0
         self._finished = False
         self._data = asyncio.Event()
         self._room = asyncio.Event()
-        self.live: OpenCall | None = None
-        self.stop_error: exceptions.StreamError | None = None  # set by terminate()
-        self.outcome = ("disconnected", "")  # how the history records it, unless the handler ends first
 
-    # -- Outlet ---------------------------------------------------------------
+    async def accept(self) -> None:
+        self.accepted = True
+        self.response.set_result(None)
 
     async def wait(self) -> None:
         while self.full:
             self._room.clear()
             await self._room.wait()
 
+    def waiting(self) -> bool:
+        return self.full
+
     @property
     def full(self) -> bool:
         """True while the handler is held because the client reads slower than it produces."""
         return len(self._buffer) >= BUFFER_RECORDS or self._buffered_bytes >= BUFFER_BYTES
 
-    async def send(self, item: Any) -> None:
+    async def send(self, item: Any) -> int:
         if type(item) is Event:
             record = self.records.next_json(item.encode(json_default), item.eid)
         else:
             record = self.records.next(item)
-        self._buffer.append(record)
-        self._buffered_bytes += len(record)
-        self._data.set()
-        live = self.live
-        if live is not None:
-            live.items_out += 1
-            live.bytes_out += len(record)
+        self._append(record)
+        return len(record)
 
     async def ready(self, eid: str, recovered: bool | None) -> None:
-        record = self.records.ready(eid, recovered)
+        self._append(self.records.ready(eid, recovered))
+
+    def _append(self, record: str) -> None:
         self._buffer.append(record)
         self._buffered_bytes += len(record)
         self._data.set()
 
-    # -- the handler's task -------------------------------------------------------
+    def encode_end(self, result: Any) -> str:
+        return self.records.end(result)
 
-    async def produce(self) -> None:
-        ctx = self.ctx
-        try:
-            result = await within_deadline(ctx, self.deadline, invoke(self.method, self.view, ctx, self.kwargs, self))
-            record = self.records.end(result)
-            self.outcome = ("completed", "")
-        except asyncio.CancelledError:
-            if self.stop_error is not None:  # terminate(): told to the client in-band
-                record = self._error_record(self.stop_error)
-                self.outcome = ("terminated", str(self.stop_error.code))
-            elif _being_cancelled():
-                raise  # stop(): the client left, nothing more is sent
-            else:
-                record = self._error_record(exceptions.Cancelled())  # raised by the handler itself
-                self.outcome = ("error", "cancelled")
-        except Exception as exc:
-            error = as_stream_error(exc, ctx)
-            record = self._error_record(error)
-            self.outcome = failure_outcome(error)
-        finally:
-            reaper.call_finished(streaming_settings.DB_CONNECTION_CHECK_INTERVAL)
-        self._buffer.append(record)
+    def encode_error(self, code: ErrorCode, message: str, details: dict[str, Any] | None) -> str:
+        if not self.accepted:
+            return super().encode_error(code, message, details)
+        return self.records.error(code, message, details)
+
+    async def finish(self, frame: str) -> None:
+        if not self.accepted:
+            await super().finish(frame)
+            return
+        self._buffer.append(frame)
         self._finished = True
         self._data.set()
 
-    def terminate(self, error: exceptions.StreamError) -> None:
-        """End the stream with ``error`` (an administrator's command); its handler's ``finally`` runs."""
-        task = self.task
-        if task is None or task.done() or self.stop_error is not None:
-            return
-        self.stop_error = error
-        self.ctx.mark_cancelled()
-        task.cancel()
-
-    def _error_record(self, error: exceptions.StreamError) -> str:
-        try:
-            return self.records.error(error.code, error.message, error.details)
-        except (TypeError, ValueError):
-            logger.exception("streaming_app: the details of a %s error cannot be encoded", error.code)
-            return self.records.error(error.code, error.message)
-
-    async def stop(self) -> None:
-        """Cancel the handler if it still runs; wait (bounded) for its ``finally`` blocks."""
-        task = self.task
-        if task is None or task.done():
-            return
-        self.ctx.mark_cancelled()
-        task.cancel()
-        done, _ = await asyncio.wait([task], timeout=STOP_GRACE)
-        if not done:
-            logger.warning("streaming_app: %s did not stop within %ss of its client leaving", self.method.name, STOP_GRACE)
-
-    # -- the response body ------------------------------------------------------------
-
-    async def body(self) -> AsyncIterator[bytes]:
+    async def body(self, runner: CallRunner) -> AsyncIterator[bytes]:
+        """The response body: the buffer, one chunk at a time, until the terminal record."""
         loop = asyncio.get_running_loop()
         try:
             # The SSE retry hint, or b"" for NDJSON: daphne writes the headers only with
             # the first body message, so this one sends them now, not with the first item.
             yield self.records.opening().encode()
             tune_for_serving()
-            self.task = loop.create_task(self.produce(), name=f"streaming_app http {self.method.name}")
-            self.live = monitor.opened(
-                self.method,
-                self.ctx,
-                terminate=self.terminate,
-                waiting=lambda: self.full,
-                transport="sse" if isinstance(self.records, SSERecords) else "ndjson",
-            )
             last_sent = loop.time()
             while True:
                 if self._buffer:
@@ -309,11 +279,34 @@ class HttpStream:
                 except TimeoutError:
                     pass
         finally:
-            await self.stop()
-            monitor.closed(self.live, *self.outcome)
+            await runner.stop_and_wait(EndReason.DISCONNECTED)  # the client left, if it has not ended
 
 
-class StreamHTTPView(View):
+class StreamingCallResponse(StreamingHttpResponse):
+    """The 200 of a server stream; closing it stops the call, even if its body never started.
+
+    Django closes a response (from a worker thread) after sending it, also
+    when the client left before the first chunk, when the body's own
+    ``finally`` never runs.
+    """
+
+    def __init__(self, stream: HttpStream, runner: CallRunner) -> None:
+        super().__init__(stream.body(runner), content_type=stream.records.content_type)
+        self._stop_call = functools.partial(
+            asyncio.get_running_loop().call_soon_threadsafe, runner.stop, EndReason.DISCONNECTED
+        )
+        self["Cache-Control"] = "no-cache"
+        self["X-Accel-Buffering"] = "no"  # nginx: pass each chunk on at once
+
+    def close(self) -> None:
+        super().close()
+        try:
+            self._stop_call()
+        except RuntimeError:  # the loop is closed: so is the call
+            pass
+
+
+class StreamHTTPView(DefaultAuthentication, View):
     """Serves the unary and server-stream methods of a registry over HTTP.
 
     Included by ``streaming_app.urls`` as ``<prefix>/<namespace>.<method>``.
@@ -346,8 +339,11 @@ class StreamHTTPView(View):
 
     # -- policies --------------------------------------------------------------------
 
-    def get_authenticators(self) -> list[Any]:
-        return [cls() for cls in streaming_settings.DEFAULT_AUTHENTICATION_CLASSES]
+    def get_writer(self, method: StreamMethod, media_type: str) -> HttpUnary:
+        """How the call's output is written: one JSON body, or a stream of records."""
+        if method.kind is CallKind.UNARY:
+            return HttpUnary()
+        return HttpStream(self.get_records(media_type), streaming_settings.HTTP_KEEPALIVE_INTERVAL)
 
     def get_records(self, media_type: str) -> SSERecords | NDJSONRecords:
         if media_type == SSE:
@@ -357,14 +353,13 @@ class StreamHTTPView(View):
     # -- the call ----------------------------------------------------------------------
 
     async def call(self, request: HttpRequest, name: str) -> HttpResponse:
-        received, loop_received = time.monotonic(), asyncio.get_running_loop().time()
-        ctx: CallContext | None = None
+        received = time.monotonic()
         try:
             method = self.get_method(name)
             media_type = self.choose_media_type(request, method)
             query = self.single_values(request)  # before authentication reads ?ticket=
             drf_request = await self.authenticate(request)
-            timeout = effective_timeout(self.requested_timeout(query))
+            deadline = call_deadline(self.requested_timeout(query), received)
             args = self.get_arguments(request, method, query)
             ctx = CallContext(
                 call_id=1,
@@ -374,38 +369,46 @@ class StreamHTTPView(View):
                 scope=getattr(request, "scope", {}),
                 connection_id=secrets.token_hex(8),
                 transport="http",
-                deadline=None if timeout is None else received + timeout,
+                deadline=deadline,
                 resume=request.headers.get("Last-Event-ID") or query.get("last_event_id"),
             )
-            loop_deadline = None if timeout is None else loop_received + timeout
-            if method.kind is CallKind.UNARY:
-                response = await self.unary(method, ctx, args, loop_deadline)
-            else:
-                response = await self.stream(method, ctx, args, media_type, loop_deadline)
-        except asyncio.CancelledError:
-            if _being_cancelled():  # the client left: Django cancels the request
-                if ctx is not None:
-                    ctx.mark_cancelled()
-                raise
-            response = error_response(exceptions.Cancelled())  # raised by the handler itself
+            writer = self.get_writer(method, media_type)
+            runner = CallRunner(method, ctx, args, writer)
+            runner.start()  # in a task of its own, listed in the admin, which can terminate it
+            response = await self.respond(request, runner, writer)
         except CallRefused as refusal:
             response = error_response(refusal.error, refusal.status, refusal.headers)
         except Exception as exc:
-            response = self.error_response(as_stream_error(exc, ctx), request)
+            response = self.error_response(as_stream_error(exc), request)
         return self.finalize(response)
+
+    async def respond(self, request: HttpRequest, runner: CallRunner, writer: HttpUnary) -> HttpResponse:
+        """The response, once the call has ended or (a server stream) passed its checks."""
+        try:
+            body = await asyncio.shield(writer.response)
+        except asyncio.CancelledError:  # the client left: Django cancels the request
+            await runner.stop_and_wait(EndReason.DISCONNECTED)
+            raise
+        if isinstance(writer, HttpStream) and writer.accepted:
+            return StreamingCallResponse(writer, runner)
+        if body is None:  # stopped without a word, though not by its client
+            return self.error_response(exceptions.Cancelled(), request)
+        if runner.error is None:
+            return HttpResponse(body, content_type=JSON)
+        return self.error_response(runner.error, request, body)
 
     def finalize(self, response: HttpResponse) -> HttpResponse:
         patch_vary_headers(response, ["Accept"])
         return response
 
-    def error_response(self, error: exceptions.StreamError, request: HttpRequest) -> HttpResponse:
+    def error_response(self, error: exceptions.StreamError, request: HttpRequest, body: str | None = None) -> HttpResponse:
         headers = {}
         if error.code.http_status == 401:
             challenges = [a.authenticate_header(request) for a in self.get_authenticators()]
             challenges = [c for c in challenges if c]
             if challenges:
                 headers["WWW-Authenticate"] = ", ".join(challenges)
-        return error_response(error, headers=headers)
+        return error_response(error, headers=headers, body=body)
 
     def get_method(self, name: str) -> StreamMethod:
         method = self.registry.get(name)
@@ -494,7 +497,7 @@ class StreamHTTPView(View):
         if not body.strip():
             return {}
         try:
-            args = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+            args = wire.loads(body.decode("utf-8"))
         except UnicodeDecodeError:
             raise exceptions.InvalidArgument("The body is not UTF-8.") from None
         except (ValueError, RecursionError):
@@ -502,70 +505,3 @@ class StreamHTTPView(View):
         if type(args) is not dict:
             raise exceptions.InvalidArgument("The body must be a JSON object of arguments.")
         return args
-
-    async def unary(self, method: StreamMethod, ctx: CallContext, args: dict[str, Any], deadline: float | None) -> HttpResponse:
-        """Run the handler in a task of its own, listed in the admin, which can terminate it."""
-        task = asyncio.ensure_future(within_deadline(ctx, deadline, self._run_unary(method, ctx, args)))
-        terminated: list[exceptions.StreamError] = []
-
-        def terminate(error: exceptions.StreamError) -> None:
-            if not task.done() and not terminated:
-                terminated.append(error)
-                ctx.mark_cancelled()
-                task.cancel()
-
-        live = monitor.opened(method, ctx, terminate=terminate, waiting=lambda: False)
-        outcome = ("disconnected", "")  # the client left, unless the handler ends first
-        try:
-            try:
-                body = result_body(await task, json_default)
-            except asyncio.CancelledError:
-                if terminated and not _being_cancelled():
-                    outcome = ("terminated", str(terminated[0].code))
-                    raise terminated[0] from None
-                if not _being_cancelled():
-                    outcome = ("error", "cancelled")  # raised by the handler itself
-                raise
-            except Exception as exc:
-                error = as_stream_error(exc, ctx)
-                outcome = failure_outcome(error)
-                raise error
-            outcome = ("completed", "")
-            if live is not None:
-                live.bytes_out += len(body)
-            return HttpResponse(body, content_type=JSON)
-        finally:
-            monitor.closed(live, *outcome)
-            reaper.call_finished(streaming_settings.DB_CONNECTION_CHECK_INTERVAL)
-
-    async def _run_unary(self, method: StreamMethod, ctx: CallContext, args: dict[str, Any]) -> Any:
-        view, kwargs = await prepare(method, ctx, args)
-        return await invoke(method, view, ctx, kwargs, None)  # type: ignore[arg-type]  # no items to send
-
-    async def stream(
-        self, method: StreamMethod, ctx: CallContext, args: dict[str, Any], media_type: str, deadline: float | None
-    ) -> HttpResponse:
-        view, kwargs = await within_deadline(ctx, deadline, prepare(method, ctx, args))
-        records = self.get_records(media_type)
-        stream = HttpStream(
-            method, view, ctx, kwargs, records, deadline, streaming_settings.HTTP_KEEPALIVE_INTERVAL
-        )
-        response = StreamingHttpResponse(stream.body(), content_type=records.content_type)
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"  # nginx: pass each chunk on at once
-        return response
-
-
-def failure_outcome(error: exceptions.StreamError) -> tuple[str, str]:
-    """How the admin's history records an HTTP call that failed with ``error``: end reason, error code."""
-    return ("deadline" if error.code is ErrorCode.DEADLINE_EXCEEDED else "error", str(error.code))
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _being_cancelled() -> bool:
-    """Whether the current task was asked to stop, as opposed to code raising CancelledError."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
