@@ -75,10 +75,7 @@ def get_broker() -> Broker:
 def _reset(*, setting: str, **kwargs: Any) -> None:
     global _broker
     if setting in ("STREAMING", "CHANNEL_LAYERS"):
-        _broker = None
-        from ..hub import reset_hubs
-
-        reset_hubs()
+        _broker = None  # the hubs drop theirs on the same signal (streaming_app.hub)
 
 
 setting_changed.connect(_reset)
