@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from channels.db import database_sync_to_async
 
+from . import control
 from .conf import streaming_settings
 
 if TYPE_CHECKING:
@@ -368,8 +369,6 @@ class Monitor:
             self._task = loop.create_task(self._run(), name="streaming_app monitor")
 
     async def _run(self) -> None:
-        from . import control
-
         me = asyncio.current_task()
         listener = asyncio.get_running_loop().create_task(control.listen(self), name="streaming_app control")
         idle = 0
@@ -448,6 +447,13 @@ def _insert_history(rows: list[dict[str, Any]]) -> None:
 
 
 monitor = Monitor()
+
+
+@control.command("terminate")
+def _terminate_command(monitor: Monitor, command: dict[str, Any]) -> None:
+    """End a call or close a connection, if this process owns it."""
+    if command.get("process") == process_id():
+        monitor.terminate(str(command["conn"]), command.get("call"), control.terminated_error())
 
 
 # -- reading the live list (any process) ------------------------------------------
