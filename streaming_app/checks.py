@@ -7,8 +7,11 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 
+from .brokers import broker_class, broker_url, is_import_path
 from .conf import DEFAULTS, IMPORT_STRINGS, POSITIVE_NUMBERS, _import, streaming_settings
+from .history import parse_policies
 
 DAPHNE_MAX_MESSAGE = 1024 * 1024
 
@@ -145,24 +148,19 @@ def check_installed(app_configs: Any = None, **kwargs: Any) -> list[Any]:
 
 @register(Tags.compatibility)
 def check_broker(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    from django.core.exceptions import ImproperlyConfigured
-
-    from .brokers import REDIS_SCHEMES, broker_url
-
     try:
-        url = broker_url()
+        value = broker_url()
+        broker_class(value)
     except ImproperlyConfigured as exc:
-        return [Error(str(exc), id="streaming_app.E007")]
-    scheme = url.partition("://")[0]
-    if scheme != "memory" and scheme not in REDIS_SCHEMES:
         return [
             Error(
-                f"STREAMING['BROKER'] {url!r} is not a broker URL.",
-                hint="Use redis://host:6379/0 (or rediss://, unix://), or memory:// for one process.",
+                str(exc),
+                hint="Use redis://host:6379/0 (or rediss://, unix://), memory:// for one process, "
+                "or the dotted path of a streaming_app.brokers.base.Broker subclass.",
                 id="streaming_app.E007",
             )
         ]
-    if scheme == "memory" and not settings.DEBUG:
+    if not is_import_path(value) and value.partition("://")[0] == "memory" and not settings.DEBUG:
         return [
             Warning(
                 "Topics use the in-memory broker with DEBUG off: a publish reaches only the "
@@ -178,10 +176,6 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[Any]:
 
 @register(Tags.compatibility)
 def check_topic_history(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    from django.core.exceptions import ImproperlyConfigured
-
-    from .history import parse_policies
-
     if not isinstance(getattr(settings, "STREAMING", {}), dict):
         return []  # E001 says so
     try:

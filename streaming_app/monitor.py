@@ -8,7 +8,8 @@ published per item. Once per ``MONITOR_INTERVAL`` a per-process flusher task
 I/O: one snapshot write of every open call with its rates, and one batched
 insert of the calls that ended into :class:`~streaming_app.models.FinishedCall`.
 
-Where snapshots go (:func:`get_store`): with a Redis broker, to one Redis key
+Where snapshots go (:func:`get_store`): with a Redis broker (one whose
+``redis_url`` is set), to one Redis key
 per process with a TTL of ``MONITOR_TTL_INTERVALS`` intervals, so a process
 that dies (SIGKILL, OOM, a lost host) drops out of the live list within
 seconds without anyone cleaning up, and the database sees no heartbeat
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from channels.db import database_sync_to_async
 
 from . import control
+from .brokers import get_broker
 from .conf import streaming_settings
 
 if TYPE_CHECKING:
@@ -226,16 +228,11 @@ _stores: dict[str, LocalStore | RedisStore] = {}
 
 def get_store() -> LocalStore | RedisStore:
     """The snapshot store that goes with the broker (see the module docstring)."""
-    from .brokers import REDIS_SCHEMES, broker_url
-
-    url = broker_url()
-    store = _stores.get(url)
+    url = get_broker().redis_url
+    store = _stores.get(url or "")
     if store is None:
-        if url.partition("://")[0] in REDIS_SCHEMES:
-            store = RedisStore(url, streaming_settings.TOPIC_PREFIX)
-        else:
-            store = LocalStore()
-        _stores[url] = store
+        store = RedisStore(url, streaming_settings.TOPIC_PREFIX) if url else LocalStore()
+        _stores[url or ""] = store
     return store
 
 

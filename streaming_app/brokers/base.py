@@ -60,7 +60,15 @@ class Broker(abc.ABC):
     (see :class:`streaming_app.hub.Hub`). Topics that
     ``STREAMING["TOPIC_HISTORY"]`` gives history keep their newest events, so
     a subscriber that reconnects gets exactly what it missed.
+
+    A subclass of your own is selected by its dotted path in
+    ``STREAMING["BROKER"]`` and made with no arguments.
     """
+
+    #: The Redis URL the broker works in, if any: the admin's monitor keeps
+    #: each process's live-call snapshot there too, so every process sees
+    #: them all. None keeps snapshots in each process's own memory.
+    redis_url: str | None = None
 
     @abc.abstractmethod
     def publish(self, topic: str, data_json: str) -> str:

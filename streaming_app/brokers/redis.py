@@ -103,7 +103,7 @@ class RedisBroker(Broker):
     """Events numbered and fanned out by Redis; see the module docstring."""
 
     def __init__(self, url: str, prefix: str) -> None:
-        self.url = url
+        self.url = self.redis_url = url
         self.prefix = prefix
         # Pub/sub ignores the database number: projects sharing one Redis on
         # different databases would hear each other's events without it.
