@@ -43,9 +43,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("streaming_app")
 
-# Scope key set by streaming_app.testing.StreamTestClient: track its calls, start no flusher.
-IN_PROCESS = "streaming_app.in_process"
-
 # Idle intervals (no open call, nothing to write) after which a process's flusher stops.
 IDLE_INTERVALS = 5
 
@@ -287,6 +284,8 @@ class Monitor:
         self._task: asyncio.Task[None] | None = None
         self.snapshot_outage = Outage("write the live call snapshot")
         self.history_outage = Outage("write finished calls to the history table")
+        # Event loops whose owner flushes (flush_manually): no flusher starts on them.
+        self._owner_flushed: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
     @property
     def enabled(self) -> bool:
@@ -300,8 +299,7 @@ class Monitor:
             return None
         call = OpenCall(method, ctx, **hooks)
         self.calls[(call.connection_id, call.call_id)] = call
-        if not ctx.scope.get(IN_PROCESS):  # see streaming_app.testing
-            self._ensure_flusher()
+        self._ensure_flusher()
         return call
 
     def closed(self, call: OpenCall | None, reason: str, error_code: str = "") -> None:
@@ -359,9 +357,23 @@ class Monitor:
 
     # -- the flusher ----------------------------------------------------------------
 
+    def flush_manually(self) -> None:
+        """Start no flusher (nor control listener) on the running event loop: its owner calls :meth:`flush`.
+
+        A server process's loop lives as long as the process, and the first
+        call starts the flusher there. A loop that runs calls in-process and
+        ends before the process does (``streaming_app.testing.StreamTestClient``
+        runs a test's calls on the test's loop) would be outlived by a flusher
+        and the broker connections of its listener; its owner says so here,
+        and writes what was tracked with ``await monitor.flush()``.
+        """
+        self._owner_flushed.add(asyncio.get_running_loop())
+
     def _ensure_flusher(self) -> None:
         task = self._task
         loop = asyncio.get_running_loop()
+        if loop in self._owner_flushed:
+            return
         if task is None or task.done() or task.get_loop() is not loop:
             self._task = loop.create_task(self._run(), name="streaming_app monitor")
 
