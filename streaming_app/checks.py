@@ -119,7 +119,8 @@ def check_installed(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     auth_classes = read_user_settings()[0].get(
         "DEFAULT_AUTHENTICATION_CLASSES", SCHEMA["DEFAULT_AUTHENTICATION_CLASSES"].default
     )
-    if isinstance(auth_classes, (list, tuple)) and any("BearerTokenAuthentication" in str(c) for c in auth_classes) and not apps.is_installed("rest_framework.authtoken"):
+    bearer = isinstance(auth_classes, (list, tuple)) and any("BearerTokenAuthentication" in str(c) for c in auth_classes)
+    if bearer and not apps.is_installed("rest_framework.authtoken"):
         messages.append(
             Warning(
                 "BearerTokenAuthentication is enabled but 'rest_framework.authtoken' is not installed.",
