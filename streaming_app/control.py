@@ -18,7 +18,10 @@ imports neither of them:
   (:func:`on_listening`).
 
 A handler gets the object the listener runs for (the process's monitor, which
-holds the open calls) and the verified command.
+holds the open calls) and the verified command. Handlers register when their
+module is imported, which every process serving calls does (the transports
+import the monitor and the switches); a command nobody registered for is
+ignored, as one for another process is.
 """
 
 from __future__ import annotations

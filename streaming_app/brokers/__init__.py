@@ -11,7 +11,7 @@ layer, or memory with the in-memory layer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 from django.conf import settings
@@ -84,15 +84,16 @@ def broker_class(value: str) -> type[Broker]:
             f"STREAMING['BROKER'] {value!r}: use a redis://, rediss://, unix:// or memory:// URL, "
             "or the dotted path of a Broker subclass."
         )
-    return import_string(path)  # type: ignore[no-any-return]
+    builtin: type[Broker] = import_string(path)
+    return builtin
 
 
 def create_broker(value: str) -> Broker:
     """A broker for a BROKER setting: a class path is made with no arguments, a URL scheme's class with the URL."""
-    cls = broker_class(value)
+    factory: Callable[..., Broker] = broker_class(value)
     if is_import_path(value) or value.partition("://")[0] == "memory":
-        return cls()
-    return cls(value, streaming_settings.TOPIC_PREFIX)  # type: ignore[call-arg]
+        return factory()
+    return factory(value, streaming_settings.TOPIC_PREFIX)  # RedisBroker(url, prefix)
 
 
 def get_broker() -> Broker:
