@@ -27,6 +27,7 @@ STREAMING = {
     "HEARTBEAT_INTERVAL": 300,
     "HEARTBEAT_TIMEOUT": 600,
     "TOPIC_HISTORY": HISTORY,
+    "GC_GEN0_THRESHOLD": 10_000,  # opt-in since the default became None; BENCH_DEFAULT_GC=1 turns it off
 }
 if os.environ.get("BENCH_DEFAULT_GC") == "1":
     STREAMING["GC_GEN0_THRESHOLD"] = None

@@ -115,6 +115,9 @@ STREAMING = {
         "interop.*": {"size": 10_000, "ttl": 3600},
         "chat.*": {"size": 500, "ttl": 3600},
     },
+    # Opt-in GC tuning for a process serving many subscribers (streaming_app.gc_tuning):
+    # a 500-subscriber fan-out's p99 went from 147 to 57 ms with it (README, performance notes).
+    "GC_GEN0_THRESHOLD": 10_000,
 }
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,4 +1,10 @@
-"""System checks: misconfigurations reported by ``manage.py check`` with a hint."""
+"""System checks: misconfigurations reported by ``manage.py check`` with a hint.
+
+Each ``STREAMING`` key is checked against :data:`streaming_app.conf.SCHEMA`
+(its type and range, and the check id that reports it); the functions here
+add what the schema cannot say alone: rules between keys, imports, the
+broker and the topic history policies.
+"""
 
 from __future__ import annotations
 
@@ -7,41 +13,67 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
 
-from .conf import DEFAULTS, IMPORT_STRINGS, POSITIVE_NUMBERS, _import, streaming_settings
+from .brokers import broker_class, broker_url, is_import_path
+from .conf import SCHEMA, Setting, _import, read_user_settings, streaming_settings
+from .history import parse_policies
 
 DAPHNE_MAX_MESSAGE = 1024 * 1024
 
 
 @register(Tags.compatibility)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    user = getattr(settings, "STREAMING", {})
-    if not isinstance(user, dict):
-        return [Error("STREAMING must be a dict.", hint="Set STREAMING = {...} in your settings.", id="streaming_app.E001")]
+    """Every key against the schema (conf.SCHEMA), then the rules that relate keys."""
+    user, problem = read_user_settings()
+    if problem is not None:
+        return [Error(problem, hint="Set STREAMING = {...} in your settings, or leave it out for the defaults.",
+                      id="streaming_app.E001")]
     messages: list[Any] = []
-    for key in sorted(set(user) - set(DEFAULTS)):
+    for key in sorted(set(user) - set(SCHEMA)):
         messages.append(
             Warning(
                 f"Unknown STREAMING setting {key!r}.",
-                hint=f"Known settings: {', '.join(sorted(DEFAULTS))}.",
+                hint=f"Known settings: {', '.join(sorted(SCHEMA))}.",
                 id="streaming_app.W001",
             )
         )
-    for key in POSITIVE_NUMBERS:
-        value = user.get(key, DEFAULTS[key])
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            messages.append(Error(f"STREAMING[{key!r}] must be a positive number, got {value!r}.", id="streaming_app.E002"))
-    for key in IMPORT_STRINGS:
-        for item in user.get(key, DEFAULTS[key]):
-            try:
-                _import(item, key)
-            except ImportError as exc:
-                messages.append(Error(str(exc), hint="Check the dotted path.", id="streaming_app.E003"))
-    interval = user.get("HEARTBEAT_INTERVAL", DEFAULTS["HEARTBEAT_INTERVAL"])
-    timeout = user.get("HEARTBEAT_TIMEOUT", DEFAULTS["HEARTBEAT_TIMEOUT"])
-    if isinstance(interval, (int, float)) and isinstance(timeout, (int, float)) and timeout <= interval:
+    valid: dict[str, Any] = {}  # the keys that passed, for the rules that relate keys
+    for key, setting in SCHEMA.items():
+        if key not in user:
+            valid[key] = setting.default
+            continue
+        value = user[key]
+        problem = setting.problem(key, value)
+        if problem is not None:
+            messages.append(Error(problem, hint=setting.hint or None, id=setting.check_id))
+            continue
+        if setting.import_strings:
+            failed = _import_errors(key, value, setting)
+            messages.extend(failed)
+            if failed:
+                continue
+        valid[key] = value
+    messages.extend(_related_messages(valid))
+    return messages
+
+
+def _import_errors(key: str, value: Any, setting: Setting) -> list[Any]:
+    messages = []
+    for item in value:
+        try:
+            _import(item, key)
+        except ImportError as exc:
+            messages.append(Error(str(exc), hint=setting.hint or None, id=setting.check_id))
+    return messages
+
+
+def _related_messages(values: dict[str, Any]) -> list[Any]:
+    """Rules between valid keys, or about a valid value's consequences."""
+    messages: list[Any] = []
+    interval, timeout = values.get("HEARTBEAT_INTERVAL"), values.get("HEARTBEAT_TIMEOUT")
+    if interval is not None and timeout is not None and timeout <= interval:
         messages.append(
             Error(
                 "STREAMING['HEARTBEAT_TIMEOUT'] must be longer than HEARTBEAT_INTERVAL.",
@@ -49,8 +81,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="streaming_app.E004",
             )
         )
-    max_frame = user.get("MAX_FRAME_BYTES", DEFAULTS["MAX_FRAME_BYTES"])
-    if isinstance(max_frame, int) and max_frame >= DAPHNE_MAX_MESSAGE:
+    max_frame = values.get("MAX_FRAME_BYTES")
+    if max_frame is not None and max_frame >= DAPHNE_MAX_MESSAGE:
         messages.append(
             Warning(
                 f"STREAMING['MAX_FRAME_BYTES'] is {max_frame}, but daphne drops messages of 1 MiB or more.",
@@ -58,58 +90,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="streaming_app.W002",
             )
         )
-    retry = user.get("SSE_RETRY", DEFAULTS["SSE_RETRY"])
-    if retry is not None and (isinstance(retry, bool) or not isinstance(retry, int) or retry < 0):
-        messages.append(
-            Error(
-                f"STREAMING['SSE_RETRY'] must be None or a non-negative integer of milliseconds, got {retry!r}.",
-                hint="EventSource reads only digits in 'retry:'; use e.g. 3000, or None to send no hint.",
-                id="streaming_app.E008",
-            )
-        )
-    threshold = user.get("GC_GEN0_THRESHOLD", DEFAULTS["GC_GEN0_THRESHOLD"])
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int) or threshold <= 0):
-        messages.append(
-            Error(
-                f"STREAMING['GC_GEN0_THRESHOLD'] must be None or a positive integer, got {threshold!r}.",
-                hint="It is gc.set_threshold()'s first argument, e.g. 10000; None leaves the collector alone.",
-                id="streaming_app.E014",
-            )
-        )
-    messages.extend(_monitor_messages(user))
-    return messages
-
-
-def _monitor_messages(user: dict[str, Any]) -> list[Any]:
-    """The admin's bookkeeping settings (streaming_app.monitor)."""
-    messages: list[Any] = []
-    if not isinstance(user.get("MONITOR_CALLS", DEFAULTS["MONITOR_CALLS"]), bool):
-        messages.append(Error("STREAMING['MONITOR_CALLS'] must be True or False.", id="streaming_app.E009"))
-    ttl = user.get("MONITOR_TTL_INTERVALS", DEFAULTS["MONITOR_TTL_INTERVALS"])
-    if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and 0 < ttl < 2:
+    ttl = values.get("MONITOR_TTL_INTERVALS")
+    if ttl is not None and ttl < 2:
         messages.append(
             Error(
                 f"STREAMING['MONITOR_TTL_INTERVALS'] is {ttl}: a process's snapshot would expire before its next write.",
                 hint="Use 2 or more (3 is the default): live calls then flicker only when a process is really gone.",
                 id="streaming_app.E010",
-            )
-        )
-    retention = user.get("HISTORY_RETENTION_DAYS", DEFAULTS["HISTORY_RETENTION_DAYS"])
-    if retention is not None and (isinstance(retention, bool) or not isinstance(retention, (int, float)) or retention <= 0):
-        messages.append(
-            Error(
-                f"STREAMING['HISTORY_RETENTION_DAYS'] must be None or a positive number of days, got {retention!r}.",
-                hint="manage.py streaming_prune_history deletes history older than this; None keeps all of it.",
-                id="streaming_app.E011",
-            )
-        )
-    url = user.get("ADMIN_WEBSOCKET_URL", DEFAULTS["ADMIN_WEBSOCKET_URL"])
-    if not isinstance(url, str) or not url.startswith(("/", "ws://", "wss://")):
-        messages.append(
-            Error(
-                f"STREAMING['ADMIN_WEBSOCKET_URL'] must be a path or a ws:// URL, got {url!r}.",
-                hint="The route of StreamConsumer in your asgi.py, e.g. '/ws/'.",
-                id="streaming_app.E012",
             )
         )
     return messages
@@ -130,10 +117,11 @@ def check_installed(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="streaming_app.W003",
             )
         )
-    auth_classes = getattr(settings, "STREAMING", {}).get(
-        "DEFAULT_AUTHENTICATION_CLASSES", DEFAULTS["DEFAULT_AUTHENTICATION_CLASSES"]
+    auth_classes = read_user_settings()[0].get(
+        "DEFAULT_AUTHENTICATION_CLASSES", SCHEMA["DEFAULT_AUTHENTICATION_CLASSES"].default
     )
-    if any("BearerTokenAuthentication" in str(c) for c in auth_classes) and not apps.is_installed("rest_framework.authtoken"):
+    bearer = isinstance(auth_classes, (list, tuple)) and any("BearerTokenAuthentication" in str(c) for c in auth_classes)
+    if bearer and not apps.is_installed("rest_framework.authtoken"):
         messages.append(
             Warning(
                 "BearerTokenAuthentication is enabled but 'rest_framework.authtoken' is not installed.",
@@ -147,24 +135,21 @@ def check_installed(app_configs: Any = None, **kwargs: Any) -> list[Any]:
 
 @register(Tags.compatibility)
 def check_broker(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    from django.core.exceptions import ImproperlyConfigured
-
-    from .brokers import REDIS_SCHEMES, broker_url
-
+    if SCHEMA["BROKER"].problem("BROKER", read_user_settings()[0].get("BROKER")) is not None:
+        return []  # check_settings says so
     try:
-        url = broker_url()
+        value = broker_url()
+        broker_class(value)
     except ImproperlyConfigured as exc:
-        return [Error(str(exc), id="streaming_app.E007")]
-    scheme = url.partition("://")[0]
-    if scheme != "memory" and scheme not in REDIS_SCHEMES:
         return [
             Error(
-                f"STREAMING['BROKER'] {url!r} is not a broker URL.",
-                hint="Use redis://host:6379/0 (or rediss://, unix://), or memory:// for one process.",
+                str(exc),
+                hint="Use redis://host:6379/0 (or rediss://, unix://), memory:// for one process, "
+                "or the dotted path of a streaming_app.brokers.base.Broker subclass.",
                 id="streaming_app.E007",
             )
         ]
-    if scheme == "memory" and not settings.DEBUG:
+    if not is_import_path(value) and value.partition("://")[0] == "memory" and not settings.DEBUG:
         return [
             Warning(
                 "Topics use the in-memory broker with DEBUG off: a publish reaches only the "
@@ -180,12 +165,6 @@ def check_broker(app_configs: Any = None, **kwargs: Any) -> list[Any]:
 
 @register(Tags.compatibility)
 def check_topic_history(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    from django.core.exceptions import ImproperlyConfigured
-
-    from .history import parse_policies
-
-    if not isinstance(getattr(settings, "STREAMING", {}), dict):
-        return []  # E001 says so
     try:
         parse_policies(streaming_settings.TOPIC_HISTORY)
         if streaming_settings.MODEL_STREAM_HISTORY is not None:
@@ -215,7 +194,7 @@ def check_model_streams(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         if view_class.queryset is None:
             messages.append(
                 Error(f"{where} has no 'queryset'.", hint="Set queryset = Model.objects.all() on the view.",
-                      obj=view_class, id="streaming_app.E020")
+                      obj=view_class, id="streaming_app.E021")
             )
             continue
         model = view_class.queryset.model
@@ -226,7 +205,7 @@ def check_model_streams(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 Error(
                     f"{where} streams {model._meta.label}, which has no single-column primary key.",
                     hint="Change streams key rows by one primary key column; stream a model that has one.",
-                    obj=view_class, id="streaming_app.E021",
+                    obj=view_class, id="streaming_app.E022",
                 )
             )
             continue
@@ -243,7 +222,7 @@ def check_model_streams(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                     Error(
                         f"{where}: its serializer {serializer_class.__qualname__} {problem}.",
                         hint=f"Clients match changes to rows by primary key: include {pk.name!r} in the serializer's fields.",
-                        obj=view_class, id="streaming_app.E022",
+                        obj=view_class, id="streaming_app.E023",
                     )
                 )
         for name in view_class.filter_fields:
@@ -255,7 +234,7 @@ def check_model_streams(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                         f"{where}.filter_fields: {name!r} cannot filter a watch ({exc}).",
                         hint="Name concrete fields of the model (or foreign keys) of a simple type: "
                         "integers, strings, booleans, dates, UUIDs, decimals.",
-                        obj=view_class, id="streaming_app.E023",
+                        obj=view_class, id="streaming_app.E024",
                     )
                 )
     return messages

@@ -1,123 +1,227 @@
 """The ``STREAMING`` settings dict, read like DRF's ``api_settings``.
 
-Every key has a default here; the project overrides any of them in
-``settings.STREAMING``. Import strings are resolved lazily and cached, and the
-cache is dropped when a test changes the setting.
+One schema (:data:`SCHEMA`) gives every key its default, what a valid value
+is and the system check id that reports a wrong one; this module reads the
+defaults and import strings from it, :mod:`streaming_app.checks` the rules.
+The project overrides any key in ``settings.STREAMING``. Import strings are
+resolved lazily and cached, and the cache is dropped when a test changes the
+setting.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-DEFAULTS: dict[str, Any] = {
+@dataclass(frozen=True)
+class Setting:
+    """One ``STREAMING`` key: its default, what a valid value is, and the system check that says otherwise.
+
+    ``valid`` None means the key's own check in :mod:`streaming_app.checks`
+    validates it (it needs more than the value: an import, a parse).
+    """
+
+    default: Any
+    expected: str
+    valid: Callable[[Any], bool] | None
+    check_id: str
+    hint: str = ""
+    import_strings: bool = False
+
+    def problem(self, key: str, value: Any) -> str | None:
+        """The check message for ``value``, or None when it is valid."""
+        if self.valid is None or self.valid(value):
+            return None
+        return f"STREAMING[{key!r}] must be {self.expected}, got {value!r}."
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_number(value: Any) -> bool:
+    return _number(value) and value > 0
+
+
+def _optional(valid: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or valid(value)
+
+
+def _dotted_paths(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(item, (str, type)) for item in value)
+
+
+def _module_name(value: Any) -> bool:
+    return isinstance(value, str) and all(part.isidentifier() for part in value.split("."))
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
+
+
+def _positive(default: Any) -> Setting:
+    return Setting(default, "a positive number", _positive_number, "streaming_app.E002")
+
+
+SCHEMA: dict[str, Setting] = {
     # Policies of stream views (DRF classes work as they are).
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "streaming_app.authentication.TicketAuthentication",
-        "streaming_app.authentication.BearerTokenAuthentication",
-        "streaming_app.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_AUTHENTICATION_CLASSES": Setting(
+        [
+            "streaming_app.authentication.TicketAuthentication",
+            "streaming_app.authentication.BearerTokenAuthentication",
+            "streaming_app.authentication.SessionAuthentication",
+        ],
+        "a list of dotted paths of DRF authentication classes", _dotted_paths, "streaming_app.E003",
+        hint="Check the dotted path.", import_strings=True,
+    ),
+    "DEFAULT_PERMISSION_CLASSES": Setting(
+        ["rest_framework.permissions.AllowAny"],
+        "a list of dotted paths of DRF permission classes", _dotted_paths, "streaming_app.E003",
+        hint="Check the dotted path.", import_strings=True,
+    ),
     # Name of the module looked for in every installed app at start-up.
-    "STREAMS_MODULE": "streams",
+    "STREAMS_MODULE": Setting(
+        "streams", "a module name such as 'streams'", _module_name, "streaming_app.E015",
+        hint="The module each installed app declares its stream views in (autodiscovered by ready()).",
+    ),
     # Heartbeats: the server pings every HEARTBEAT_INTERVAL seconds and closes
     # with 4408 a connection it has heard nothing from for HEARTBEAT_TIMEOUT.
-    "HEARTBEAT_INTERVAL": 25.0,
-    "HEARTBEAT_TIMEOUT": 60.0,
+    "HEARTBEAT_INTERVAL": _positive(25.0),
+    "HEARTBEAT_TIMEOUT": _positive(60.0),
     # Limits announced in ``hello``. daphne drops messages over 1 MiB, so the
     # frame limit stays below that.
-    "MAX_FRAME_BYTES": 1_000_000,
-    "MAX_CALLS_PER_CONNECTION": 100,
-    "CLIENT_WINDOW": 64,
+    "MAX_FRAME_BYTES": _positive(1_000_000),
+    "MAX_CALLS_PER_CONNECTION": _positive(100),
+    "CLIENT_WINDOW": _positive(64),
     # Malformed frames tolerated on one connection before it is closed with 4400.
-    "MAX_BAD_FRAMES": 20,
+    "MAX_BAD_FRAMES": _positive(20),
     # Connections one server process accepts before closing new ones with 4429
     # (None: no limit).
-    "MAX_CONNECTIONS_PER_PROCESS": None,
+    "MAX_CONNECTIONS_PER_PROCESS": Setting(
+        None, "None or a positive integer", _optional(lambda v: _integer(v) and v > 0), "streaming_app.E016",
+        hint="None accepts every connection.",
+    ),
     # Deadlines, in seconds: applied when a call sets none, and the most a
     # call may ask for (None: no default, no cap).
-    "DEFAULT_TIMEOUT": None,
-    "MAX_TIMEOUT": None,
+    "DEFAULT_TIMEOUT": Setting(
+        None, "None or a positive number of seconds", _optional(_positive_number), "streaming_app.E017",
+        hint="None leaves calls without a deadline unless they ask for one.",
+    ),
+    "MAX_TIMEOUT": Setting(
+        None, "None or a positive number of seconds", _optional(_positive_number), "streaming_app.E017",
+        hint="None lets a call ask for any deadline.",
+    ),
     # Origins allowed for browser handshakes besides ALLOWED_HOSTS and
     # CSRF_TRUSTED_ORIGINS, e.g. "https://app.example.com".
-    "ALLOWED_ORIGINS": [],
+    "ALLOWED_ORIGINS": Setting(
+        [], "a list of origins", _strings, "streaming_app.E018",
+        hint="E.g. ['https://app.example.com']: scheme, host and port as the browser sends them in Origin.",
+    ),
     # Tickets for browsers that cannot set headers: lifetime in seconds.
-    "TICKET_MAX_AGE": 30,
+    "TICKET_MAX_AGE": _positive(30),
     # How often at most (seconds) a process returns stale database
     # connections after calls end (see streaming_app.db).
-    "DB_CONNECTION_CHECK_INTERVAL": 1.0,
+    "DB_CONNECTION_CHECK_INTERVAL": Setting(
+        1.0, "a number of seconds, 0 or more", lambda v: _number(v) and v >= 0, "streaming_app.E019",
+        hint="0 checks after every call.",
+    ),
     # Broadcast topics. BROKER is a URL (redis://, rediss://, unix://, or
-    # memory:// for one process); None follows CHANNEL_LAYERS["default"].
-    "BROKER": None,
+    # memory:// for one process) or the dotted path of a Broker subclass;
+    # None follows CHANNEL_LAYERS["default"]. check_broker validates it.
+    "BROKER": Setting(
+        None, "None, a broker URL or the dotted path of a Broker subclass",
+        _optional(lambda v: isinstance(v, str)), "streaming_app.E007",
+    ),
     # Prefix of the broker's Redis keys and channel, for projects sharing a Redis.
-    "TOPIC_PREFIX": "streaming_app",
+    "TOPIC_PREFIX": Setting(
+        "streaming_app", "a non-empty string without spaces", lambda v: isinstance(v, str) and v != "" and not any(c.isspace() for c in v),
+        "streaming_app.E020", hint="It starts every Redis key and the channel name, e.g. 'myproject'.",
+    ),
     # Events a subscription holds for a slow reader before it is cut off with
     # resource_exhausted (and the event id to resume from).
-    "SUBSCRIPTION_BUFFER": 1000,
+    "SUBSCRIPTION_BUFFER": _positive(1000),
     # Topic history, for resuming after a reconnect: glob patterns of topic
     # names to {"size": events kept, "ttl": seconds kept (None: no age limit)}.
     # The first matching pattern wins; a topic that matches none keeps no
     # history (its subscribers still resume when they missed nothing). E.g.
     # {"chat.*": {"size": 1000, "ttl": 3600}, "*": {"size": 100}}.
-    "TOPIC_HISTORY": {},
+    # check_topic_history validates it.
+    "TOPIC_HISTORY": Setting({}, "a dict of topic patterns to policies", None, "streaming_app.E013"),
     # The history of model change topics (``models.<app>.<model>``) that no
     # TOPIC_HISTORY pattern matches: what lets a model stream's watcher resume
-    # with only the changes it missed instead of a new snapshot.
-    "MODEL_STREAM_HISTORY": {"size": 1000, "ttl": 3600},
+    # with only the changes it missed instead of a new snapshot (None: none).
+    # check_topic_history validates it.
+    "MODEL_STREAM_HISTORY": Setting(
+        {"size": 1000, "ttl": 3600}, "None or a policy {'size': events, 'ttl': seconds}", None, "streaming_app.E013"
+    ),
     # HTTP transport (streaming_app.http): the reconnection delay hint sent to
     # EventSource clients as ``retry:``, in milliseconds (None: no hint), and
     # the seconds without output after which an SSE or NDJSON stream sends a
     # keepalive (an SSE comment, an NDJSON ping). POST bodies are limited by
     # MAX_FRAME_BYTES, like a call frame.
-    "SSE_RETRY": 3000,
-    "HTTP_KEEPALIVE_INTERVAL": 15.0,
+    "SSE_RETRY": Setting(
+        3000, "None or a non-negative integer of milliseconds", _optional(lambda v: _integer(v) and v >= 0),
+        "streaming_app.E008", hint="EventSource reads only digits in 'retry:'; use e.g. 3000, or None to send no hint.",
+    ),
+    "HTTP_KEEPALIVE_INTERVAL": _positive(15.0),
     # Call bookkeeping for the admin (streaming_app.monitor). MONITOR_CALLS
     # False turns it off entirely: no counters, no live list, no history.
     # Every MONITOR_INTERVAL seconds each server process writes one snapshot
     # of its open calls (to Redis with a TTL of MONITOR_TTL_INTERVALS
     # intervals when the broker is Redis, to its own memory with the memory
     # broker) and its finished calls to the history table in one batch.
-    "MONITOR_CALLS": True,
-    "MONITOR_INTERVAL": 1.0,
-    "MONITOR_TTL_INTERVALS": 3,
+    "MONITOR_CALLS": Setting(True, "True or False", lambda v: isinstance(v, bool), "streaming_app.E009"),
+    "MONITOR_INTERVAL": _positive(1.0),
+    "MONITOR_TTL_INTERVALS": _positive(3),
     # Finished calls waiting to be written when the database is slow or down;
     # beyond it the oldest are dropped (and counted in the log).
-    "HISTORY_BUFFER": 10_000,
+    "HISTORY_BUFFER": _positive(10_000),
     # Days of history kept by ``manage.py streaming_prune_history`` (None: keep all).
-    "HISTORY_RETENTION_DAYS": 7,
+    "HISTORY_RETENTION_DAYS": Setting(
+        7, "None or a positive number of days", _optional(_positive_number), "streaming_app.E011",
+        hint="manage.py streaming_prune_history deletes history older than this; None keeps all of it.",
+    ),
     # Seconds a server process trusts its cached endpoint switches without
     # hearing from the control topic (changes normally arrive at once).
-    "SWITCHES_MAX_AGE": 5.0,
+    "SWITCHES_MAX_AGE": _positive(5.0),
     # The WebSocket URL the admin's live page connects to (StreamConsumer's route).
-    "ADMIN_WEBSOCKET_URL": "/ws/",
+    "ADMIN_WEBSOCKET_URL": Setting(
+        "/ws/", "a path or a ws:// URL", lambda v: isinstance(v, str) and v.startswith(("/", "ws://", "wss://")),
+        "streaming_app.E012", hint="The route of StreamConsumer in your asgi.py, e.g. '/ws/'.",
+    ),
     # The garbage collector's young-generation threshold, raised to this once a
-    # process serves its first stream (never lowered; None: leave it alone).
-    # The interpreter's 700 makes a fan-out to hundreds of subscribers run a
-    # full collection every few seconds, each a pause of every stream (see
-    # streaming_app.gc_tuning).
-    "GC_GEN0_THRESHOLD": 10_000,
+    # process serves its first stream (never lowered). Off (None) unless the
+    # project asks: it changes the whole process's collector. 10_000 took a
+    # 500-subscriber fan-out's p99 from 147 to 57 ms (see streaming_app.gc_tuning).
+    "GC_GEN0_THRESHOLD": Setting(
+        None, "None or a positive integer", _optional(lambda v: _integer(v) and v > 0), "streaming_app.E014",
+        hint="It is gc.set_threshold()'s first argument, e.g. 10000; None leaves the collector alone.",
+    ),
 }
 
-IMPORT_STRINGS = ("DEFAULT_AUTHENTICATION_CLASSES", "DEFAULT_PERMISSION_CLASSES")
+DEFAULTS: dict[str, Any] = {key: setting.default for key, setting in SCHEMA.items()}
 
-POSITIVE_NUMBERS = (
-    "HEARTBEAT_INTERVAL",
-    "HEARTBEAT_TIMEOUT",
-    "MAX_FRAME_BYTES",
-    "MAX_CALLS_PER_CONNECTION",
-    "CLIENT_WINDOW",
-    "MAX_BAD_FRAMES",
-    "TICKET_MAX_AGE",
-    "SUBSCRIPTION_BUFFER",
-    "HTTP_KEEPALIVE_INTERVAL",
-    "MONITOR_INTERVAL",
-    "MONITOR_TTL_INTERVALS",
-    "HISTORY_BUFFER",
-    "SWITCHES_MAX_AGE",
-)
+IMPORT_STRINGS = tuple(key for key, setting in SCHEMA.items() if setting.import_strings)
+
+
+def read_user_settings() -> tuple[dict[str, Any], str | None]:
+    """``settings.STREAMING``, and what is wrong with it when it is not a dict (the defaults apply then).
+
+    Not raising here lets ``manage.py check`` run and report it (E001): the
+    app is set up, and its ``ready()`` reads settings, before checks run.
+    """
+    value = getattr(settings, "STREAMING", {})
+    if isinstance(value, dict):
+        return value, None
+    return {}, f"STREAMING must be a dict, got {value!r}."
 
 
 class StreamingSettings:
@@ -130,7 +234,7 @@ class StreamingSettings:
     @property
     def user_settings(self) -> dict[str, Any]:
         if not hasattr(self, "_user_settings"):
-            self._user_settings = getattr(settings, "STREAMING", {}) or {}
+            self._user_settings = read_user_settings()[0]
         return self._user_settings
 
     def __getattr__(self, name: str) -> Any:

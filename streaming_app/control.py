@@ -7,24 +7,36 @@ has calls (its monitor's flusher runs the listener). Commands are signed with
 the project's ``SECRET_KEY``: a topic is something any code holding the
 broker can publish to, and a forged command must not end someone's call.
 
-Commands: ``terminate`` (one call, or a whole connection), ``switches`` (the
-endpoint switches changed: drop the cache, and optionally end the open calls
-of what was disabled).
+Commands are data: a table from a command's ``op`` to its handler, which the
+modules that carry them out register into (:func:`command`), so this module
+imports neither of them:
+
+* ``terminate`` (one call, or a whole connection): :mod:`streaming_app.monitor`;
+* ``switches`` (the endpoint switches changed: drop the cache, and optionally
+  end the open calls of what was disabled): :mod:`streaming_app.switches`,
+  which also drops its cache each time the listener goes live
+  (:func:`on_listening`).
+
+A handler gets the object the listener runs for (the process's monitor, which
+holds the open calls) and the verified command. Handlers register when their
+module is imported, which every process serving calls does (the transports
+import the monitor and the switches); a command nobody registered for is
+ignored, as one for another process is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 from django.core import signing
 
 from . import exceptions
 from .topics import apublish, publish, subscribe
 
-if TYPE_CHECKING:
-    from .monitor import Monitor
+# handler(owner, command): owner is what listen() runs for (the monitor).
+Handler = Callable[[Any, dict[str, Any]], None]
 
 logger = logging.getLogger("streaming_app")
 
@@ -33,6 +45,29 @@ SALT = "streaming_app.control"
 MAX_AGE = 60  # seconds a command stays valid (a replay later does nothing)
 
 TERMINATED_MESSAGE = "Terminated by an administrator."
+
+_handlers: dict[str, Handler] = {}
+_listening_hooks: list[Callable[[], None]] = []
+
+
+def command(op: str) -> Callable[[Handler], Handler]:
+    """Register the handler of the ``op`` command (a decorator; one handler per op)."""
+
+    def register(handler: Handler) -> Handler:
+        known = _handlers.get(op)
+        if known is not None and known is not handler:
+            raise ValueError(f"control command {op!r} already has a handler: {known!r}")
+        _handlers[op] = handler
+        return handler
+
+    return register
+
+
+def on_listening(hook: Callable[[], None]) -> Callable[[], None]:
+    """Run ``hook`` each time the listener is subscribed (again): what changed while nobody listened."""
+    if hook not in _listening_hooks:
+        _listening_hooks.append(hook)
+    return hook
 
 
 def terminated_error() -> exceptions.StreamError:
@@ -43,10 +78,6 @@ def terminated_error() -> exceptions.StreamError:
     they may retry ``unavailable``.
     """
     return exceptions.Cancelled(TERMINATED_MESSAGE, {"reason": "terminated"})
-
-
-def disabled_error(name: str) -> exceptions.StreamError:
-    return exceptions.Unavailable(f"{name} is disabled by an administrator.", {"reason": "disabled", "method": name})
 
 
 def _sign(command: dict[str, Any]) -> str:
@@ -80,39 +111,28 @@ def switches_changed(end_open: list[str] | None = None) -> str:
     return send(switches_command(end_open))
 
 
-def handle(monitor: Monitor, data: Any) -> None:
-    """Carry out one command if it is genuine and concerns this process."""
-    from . import switches
-    from .monitor import process_id
-
+def handle(owner: Any, data: Any) -> None:
+    """Carry out one command if it is genuine (its handler decides whether it concerns this process)."""
     try:
         command = signing.loads(data, salt=SALT, max_age=MAX_AGE)
     except (signing.BadSignature, TypeError):
         logger.warning("streaming_app: ignored a control command with a bad or expired signature")
         return
-    op = command.get("op")
-    if op == "terminate":
-        if command.get("process") == process_id():
-            monitor.terminate(str(command["conn"]), command.get("call"), terminated_error())
-    elif op == "switches":
-        switches.invalidate()
-        names = set(command.get("end") or [])
-        if names:
-            for call in [c for c in monitor.calls.values() if c.method in names or c.namespace in names]:
-                call.terminate(disabled_error(call.method))  # each call's own method in the message
+    handler = _handlers.get(command.get("op")) if isinstance(command, dict) else None
+    if handler is not None:
+        handler(owner, command)
 
 
-async def listen(monitor: Monitor) -> None:
-    """Carry out commands until cancelled; the switches cache is dropped once live."""
-    from . import switches
-
+async def listen(owner: Any) -> None:
+    """Carry out commands for ``owner`` (the monitor) until cancelled."""
     while True:
         try:
             async with subscribe(CONTROL_TOPIC, buffer=10_000) as subscription:
-                switches.invalidate()  # changes made while nobody listened
+                for hook in list(_listening_hooks):
+                    hook()
                 async for event in subscription:
                     try:
-                        handle(monitor, event.data)
+                        handle(owner, event.data)
                     except Exception:
                         logger.exception("streaming_app: a control command failed")
         except exceptions.StreamError as exc:

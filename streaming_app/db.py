@@ -6,9 +6,8 @@ dominates. streaming_app instead:
 
 * runs sync handlers in a worker thread through ``database_sync_to_async``,
   which closes stale connections before and after, as Channels does;
-* runs cheap sync policy code (permission checks, serializer validation) on
-  the event loop, and only when it reaches the database (Django raises
-  ``SynchronousOnlyOperation``) runs it again in a worker thread;
+* runs sync policy code (permission checks, argument serializers) in a worker
+  thread too, once, unless it is declared loop-safe (:func:`call_sync_policy`);
 * returns stale connections of async handlers (the async ORM's thread) at
   most once per ``DB_CONNECTION_CHECK_INTERVAL`` per process, after calls end.
 """
@@ -16,23 +15,92 @@ dominates. streaming_app instead:
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db import close_old_connections
+from rest_framework import permissions
+
+from .views import StreamView
 
 T = TypeVar("T")
 
+# DRF's permission classes that only read the already authenticated request:
+# no I/O of their own and no side effects, so they run on the event loop.
+LOOP_SAFE_PERMISSIONS: frozenset[type] = frozenset(
+    {permissions.AllowAny, permissions.IsAuthenticated, permissions.IsAdminUser, permissions.IsAuthenticatedOrReadOnly}
+)
+
+# The view methods the policy of a call goes through; a view that overrides
+# any of them runs its policy in a thread unless it sets ``loop_safe = True``.
+VIEW_POLICY_METHODS = ("initial", "check_permissions", "check_topic_permissions", "get_permissions", "permission_denied")
+
+
+def is_loop_safe(permission: Any) -> bool:
+    """Whether a permission (class or instance) may run on the event loop.
+
+    It is when it says so with a ``loop_safe = True`` class attribute, when it
+    is one of DRF's in :data:`LOOP_SAFE_PERMISSIONS`, or when it combines
+    (``&``, ``|``, ``~``) permissions that all are.
+    """
+    if isinstance(permission, (permissions.AND, permissions.OR)):
+        return is_loop_safe(permission.op1) and is_loop_safe(permission.op2)
+    if isinstance(permission, permissions.NOT):
+        return is_loop_safe(permission.op1)
+    if isinstance(permission, permissions.OperandHolder):
+        return is_loop_safe(permission.op1_class) and is_loop_safe(permission.op2_class)
+    if isinstance(permission, permissions.SingleOperandHolder):
+        return is_loop_safe(permission.op1_class)
+    cls = permission if isinstance(permission, type) else type(permission)
+    return cls in LOOP_SAFE_PERMISSIONS or getattr(cls, "loop_safe", False) is True
+
+
+def view_policy_is_loop_safe(view: StreamView) -> bool:
+    """Whether a view's ``initial()`` and ``check_topic_permissions()`` may run on the event loop.
+
+    They may when every permission of the call is loop-safe and the view
+    either overrides none of :data:`VIEW_POLICY_METHODS` or vouches for its
+    overrides with ``loop_safe = True``.
+    """
+    cls = type(view)
+    if getattr(cls, "loop_safe", False) is not True:
+        if any(getattr(cls, name) is not getattr(StreamView, name) for name in VIEW_POLICY_METHODS):
+            return False
+    return all(is_loop_safe(permission) for permission in view.get_permissions())
+
+
+def runs_on_loop(func: Callable[..., Any]) -> bool:
+    """Whether :func:`call_sync_policy` may run ``func`` on the event loop (see there)."""
+    owner = getattr(func, "__self__", None)
+    if isinstance(owner, StreamView):
+        return view_policy_is_loop_safe(owner)
+    return getattr(func, "loop_safe", False) is True
+
 
 async def call_sync_policy(func: Callable[..., T], *args: Any) -> T:
-    """Run sync policy code on the loop; rerun it in a thread if it touches the database."""
-    try:
-        return func(*args)
-    except SynchronousOnlyOperation:
-        return await database_sync_to_async(func)(*args)
+    """Run policy code (permissions, argument validation) once, where it is safe to run.
+
+    In a worker thread, unless it is async (awaited here) or declared
+    loop-safe (:func:`runs_on_loop`: a view whose permissions are all
+    loop-safe, or a function with ``loop_safe = True``). Loop-safe means: it
+    does not block and has no side effects, so it runs on the event loop
+    without a thread hop; if it reaches the database anyway (Django raises
+    ``SynchronousOnlyOperation``) it is run again in a worker thread, which
+    only code without side effects tolerates. Undeclared code is never run
+    twice.
+    """
+    if inspect.iscoroutinefunction(func):
+        return await cast(Callable[..., Awaitable[T]], func)(*args)
+    if runs_on_loop(func):
+        try:
+            return func(*args)
+        except SynchronousOnlyOperation:
+            pass
+    return await database_sync_to_async(func)(*args)
 
 
 async def run_in_worker(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:

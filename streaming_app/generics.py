@@ -101,7 +101,7 @@ def _watch_for(view_class: type[ModelStreamView]) -> Callable[..., Any]:
         try:
             python_type = filter_type(filter_field(model, name))
         except (LookupError, FieldDoesNotExist):
-            continue  # streaming_app.E023 reports it
+            continue  # streaming_app.E024 reports it
         annotations[name] = python_type | None
         parameters.append(
             inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=python_type | None)
@@ -182,7 +182,7 @@ class ModelStreamView(StreamView):
 
     @classmethod
     def on_registered(cls) -> None:
-        if cls.queryset is None:  # streaming_app.E020 says so
+        if cls.queryset is None:  # streaming_app.E021 says so
             return
         carrier = (cls.namespace, cls.render_saved) if cls.carries_rows() and cls.namespace else None
         track(cls.queryset.model, carrier)

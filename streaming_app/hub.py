@@ -22,6 +22,8 @@ import weakref
 from collections import deque
 from typing import Any, Awaitable, Callable
 
+from django.core.signals import setting_changed
+
 from . import exceptions
 from .brokers import get_broker
 from .brokers.base import Broker
@@ -197,7 +199,12 @@ class _Topic:
 
 
 class Hub:
-    """The subscribers of one event loop (one server process), by topic."""
+    """The subscribers of one event loop (one server process), by topic.
+
+    It is the :class:`~streaming_app.brokers.base.BrokerEventHandler` its
+    broker delivers to: the broker calls :meth:`wants`, :meth:`deliver` and
+    :meth:`resync`, and never imports this module.
+    """
 
     def __init__(self, broker: Broker, loop: asyncio.AbstractEventLoop) -> None:
         self.broker = broker
@@ -299,7 +306,10 @@ class Hub:
         if not topic.subscribers and topic.ready.done():
             del self.topics[subscription.topic]
 
-    # -- from the broker -----------------------------------------------------------
+    # -- from the broker (BrokerEventHandler) ------------------------------------------
+
+    def wants(self, topic: str) -> bool:
+        return topic in self.topics
 
     def deliver(self, name: str, eid: str, data_json: str) -> None:
         """One event of a topic, in the order the broker numbered them."""
@@ -404,3 +414,11 @@ def get_hub() -> Hub:
 def reset_hubs() -> None:
     """Forget every hub (the broker changed, e.g. in a test with other settings)."""
     _hubs.clear()
+
+
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("STREAMING", "CHANNEL_LAYERS"):  # as streaming_app.brokers drops its broker
+        reset_hubs()
+
+
+setting_changed.connect(_reset)

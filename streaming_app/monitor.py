@@ -8,7 +8,8 @@ published per item. Once per ``MONITOR_INTERVAL`` a per-process flusher task
 I/O: one snapshot write of every open call with its rates, and one batched
 insert of the calls that ended into :class:`~streaming_app.models.FinishedCall`.
 
-Where snapshots go (:func:`get_store`): with a Redis broker, to one Redis key
+Where snapshots go (:func:`get_store`): with a Redis broker (one whose
+``redis_url`` is set), to one Redis key
 per process with a TTL of ``MONITOR_TTL_INTERVALS`` intervals, so a process
 that dies (SIGKILL, OOM, a lost host) drops out of the live list within
 seconds without anyone cleaning up, and the database sees no heartbeat
@@ -31,6 +32,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from channels.db import database_sync_to_async
 
+from . import control
+from .brokers import get_broker
 from .conf import streaming_settings
 
 if TYPE_CHECKING:
@@ -39,9 +42,6 @@ if TYPE_CHECKING:
     from .registry import StreamMethod
 
 logger = logging.getLogger("streaming_app")
-
-# Scope key set by streaming_app.testing.StreamTestClient: track its calls, start no flusher.
-IN_PROCESS = "streaming_app.in_process"
 
 # Idle intervals (no open call, nothing to write) after which a process's flusher stops.
 IDLE_INTERVALS = 5
@@ -225,16 +225,11 @@ _stores: dict[str, LocalStore | RedisStore] = {}
 
 def get_store() -> LocalStore | RedisStore:
     """The snapshot store that goes with the broker (see the module docstring)."""
-    from .brokers import REDIS_SCHEMES, broker_url
-
-    url = broker_url()
-    store = _stores.get(url)
+    url = get_broker().redis_url
+    store = _stores.get(url or "")
     if store is None:
-        if url.partition("://")[0] in REDIS_SCHEMES:
-            store = RedisStore(url, streaming_settings.TOPIC_PREFIX)
-        else:
-            store = LocalStore()
-        _stores[url] = store
+        store = RedisStore(url, streaming_settings.TOPIC_PREFIX) if url else LocalStore()
+        _stores[url or ""] = store
     return store
 
 
@@ -289,6 +284,8 @@ class Monitor:
         self._task: asyncio.Task[None] | None = None
         self.snapshot_outage = Outage("write the live call snapshot")
         self.history_outage = Outage("write finished calls to the history table")
+        # Event loops whose owner flushes (flush_manually): no flusher starts on them.
+        self._owner_flushed: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
     @property
     def enabled(self) -> bool:
@@ -302,8 +299,7 @@ class Monitor:
             return None
         call = OpenCall(method, ctx, **hooks)
         self.calls[(call.connection_id, call.call_id)] = call
-        if not ctx.scope.get(IN_PROCESS):  # see streaming_app.testing
-            self._ensure_flusher()
+        self._ensure_flusher()
         return call
 
     def closed(self, call: OpenCall | None, reason: str, error_code: str = "") -> None:
@@ -361,15 +357,27 @@ class Monitor:
 
     # -- the flusher ----------------------------------------------------------------
 
+    def flush_manually(self) -> None:
+        """Start no flusher (nor control listener) on the running event loop: its owner calls :meth:`flush`.
+
+        A server process's loop lives as long as the process, and the first
+        call starts the flusher there. A loop that runs calls in-process and
+        ends before the process does (``streaming_app.testing.StreamTestClient``
+        runs a test's calls on the test's loop) would be outlived by a flusher
+        and the broker connections of its listener; its owner says so here,
+        and writes what was tracked with ``await monitor.flush()``.
+        """
+        self._owner_flushed.add(asyncio.get_running_loop())
+
     def _ensure_flusher(self) -> None:
         task = self._task
         loop = asyncio.get_running_loop()
+        if loop in self._owner_flushed:
+            return
         if task is None or task.done() or task.get_loop() is not loop:
             self._task = loop.create_task(self._run(), name="streaming_app monitor")
 
     async def _run(self) -> None:
-        from . import control
-
         me = asyncio.current_task()
         listener = asyncio.get_running_loop().create_task(control.listen(self), name="streaming_app control")
         idle = 0
@@ -448,6 +456,13 @@ def _insert_history(rows: list[dict[str, Any]]) -> None:
 
 
 monitor = Monitor()
+
+
+@control.command("terminate")
+def _terminate_command(monitor: Monitor, command: dict[str, Any]) -> None:
+    """End a call or close a connection, if this process owns it."""
+    if command.get("process") == process_id():
+        monitor.terminate(str(command["conn"]), command.get("call"), control.terminated_error())
 
 
 # -- reading the live list (any process) ------------------------------------------

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from channels.db import database_sync_to_async
 
+from . import control, exceptions
 from .conf import streaming_settings
-from .control import disabled_error
 from .registry import StreamMethod
 
 logger = logging.getLogger("streaming_app")
@@ -28,11 +29,27 @@ _loading: asyncio.Task[None] | None = None
 _generation = 0  # bumped by every invalidation
 
 
+def disabled_error(name: str) -> exceptions.StreamError:
+    """What a call of a switched-off method or namespace fails with."""
+    return exceptions.Unavailable(f"{name} is disabled by an administrator.", {"reason": "disabled", "method": name})
+
+
+@control.on_listening  # changes made while no listener was subscribed
 def invalidate() -> None:
     """Forget the cached switches; the next call reloads them."""
     global _loaded_at, _generation
     _loaded_at = None
     _generation += 1
+
+
+@control.command("switches")
+def _switches_changed(monitor: Any, command: dict[str, Any]) -> None:
+    """The switches changed: drop the cache; end the open calls of the names in ``end``."""
+    invalidate()
+    names = set(command.get("end") or [])
+    if names:
+        for call in [c for c in monitor.calls.values() if c.method in names or c.namespace in names]:
+            call.terminate(disabled_error(call.method))  # each call's own method in the message
 
 
 def _load() -> frozenset[str]:

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from channels.testing import WebsocketCommunicator
 
 from .exceptions import StreamError
-from .monitor import IN_PROCESS
+from .monitor import monitor
 from .protocol import frames as wire
 from .protocol.codes import SUBPROTOCOL
 
@@ -50,10 +50,6 @@ class StreamTestClient:
         self.communicator = WebsocketCommunicator(
             application, path, headers=list(headers), subprotocols=list(subprotocols)
         )
-        # Calls are tracked by the monitor, but no flusher task or control
-        # listener is started for them: they would outlive the test's event
-        # loop. Tests call ``await monitor.flush()`` to write what was tracked.
-        self.communicator.scope[IN_PROCESS] = True
         if user is not None:
             self.communicator.scope["user"] = user
         self.timeout = timeout
@@ -69,6 +65,10 @@ class StreamTestClient:
 
     async def connect(self) -> dict[str, Any]:
         """Open the socket and return the ``hello`` frame; raise ConnectionClosed if refused."""
+        # Calls are tracked by the monitor, but this event loop (the test's)
+        # gets no flusher or control listener: they would outlive it. Tests
+        # write what was tracked with ``await monitor.flush()``.
+        monitor.flush_manually()
         connected, code = await self.communicator.connect(timeout=self.timeout)
         if not connected:
             raise ConnectionClosed(code)

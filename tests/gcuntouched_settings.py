@@ -1,4 +1,4 @@
-"""The example project's settings with ``GC_GEN0_THRESHOLD = None``: the collector is left alone.
+"""The example project's settings without ``GC_GEN0_THRESHOLD``: by default the collector is left alone.
 
 ``DJANGO_SETTINGS_MODULE=gcuntouched_settings`` with ``tests/`` on PYTHONPATH.
 """
@@ -6,4 +6,4 @@
 from project.settings import *  # noqa: F401,F403
 from project.settings import STREAMING
 
-STREAMING = {**STREAMING, "GC_GEN0_THRESHOLD": None}
+STREAMING = {key: value for key, value in STREAMING.items() if key != "GC_GEN0_THRESHOLD"}

@@ -1,8 +1,10 @@
-"""A process serving streams raises the collector's young threshold, so full collections stay rare.
+"""Opt-in: a process serving streams raises the collector's young threshold when the project asks.
 
 Why: at the interpreter's default (700) a fan-out to 500 subscribers ran a full
 collection every ~3 s, each a 80-105 ms pause of every stream on the process
-(bench/fanout.py). The servers here are real daphnes; ``/gcprobe``
+(bench/fanout.py). The collector is the whole process's, so nothing changes
+unless ``STREAMING["GC_GEN0_THRESHOLD"]`` is set; the example project sets it
+to 10,000. The servers here are real daphnes; ``/gcprobe``
 (tests/gcprobe_asgi.py) reports the process's thresholds.
 """
 
@@ -54,7 +56,7 @@ async def test_a_server_keeps_the_interpreters_threshold_until_it_serves_a_strea
     assert thresholds(gc_server)[0] == INTERPRETER_DEFAULT
 
 
-async def test_a_websocket_connection_raises_the_young_threshold_to_the_setting(gc_server):
+async def test_a_websocket_connection_raises_the_young_threshold_to_the_projects_setting(gc_server):
     conn = await connect(gc_server.ws_url)
     try:
         assert thresholds(gc_server) == [10_000, 10, 10]
@@ -70,12 +72,26 @@ async def test_an_http_stream_raises_it_too(gc_server):
 
 
 @pytest.mark.parametrize("gc_server", [{"DJANGO_SETTINGS_MODULE": "gcuntouched_settings"}], indirect=True)
-async def test_none_leaves_the_collector_alone(gc_server):
+async def test_a_project_that_does_not_ask_keeps_the_interpreters_collector(gc_server):
     conn = await connect(gc_server.ws_url)
     try:
         assert thresholds(gc_server)[0] == INTERPRETER_DEFAULT
     finally:
         await conn.close()
+
+
+def test_it_is_off_by_default(restore_gc):
+    gc.set_threshold(700, 10, 10)
+    with override_settings(STREAMING={}):
+        tune_for_serving()
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_none_leaves_the_collector_alone(restore_gc):
+    gc.set_threshold(700, 10, 10)
+    with override_settings(STREAMING={"GC_GEN0_THRESHOLD": None}):
+        tune_for_serving()
+    assert gc.get_threshold() == (700, 10, 10)
 
 
 def test_a_higher_threshold_of_the_projects_own_is_kept(restore_gc):

@@ -53,33 +53,33 @@ def test_the_example_projects_model_streams_pass():
     assert check_ids() == []
 
 
-def test_view_without_queryset_is_e020(registered):
+def test_view_without_queryset_is_e021(registered):
     registered(type("NoQueryset", (ModelStreamView,), {"namespace": "bad_noqs", "__module__": __name__}))
-    assert check_ids() == ["streaming_app.E020"]
+    assert check_ids() == ["streaming_app.E021"]
 
 
-def test_model_without_single_column_key_is_e021(registered):
+def test_model_without_single_column_key_is_e022(registered):
     registered(type("Pairs", (ModelStreamView,), {"namespace": "bad_pairs", "__module__": __name__,
                                                   "queryset": Pair.objects.all()}))
     [message] = check_model_streams()
-    assert message.id == "streaming_app.E021"
+    assert message.id == "streaming_app.E022"
     assert message.msg == f"{__name__}.Pairs streams demo.Pair, which has no single-column primary key."
 
 
-def test_serializer_without_the_key_is_e022(registered):
+def test_serializer_without_the_key_is_e023(registered):
     registered(type("Texts", (ModelStreamView,), {"namespace": "bad_texts", "__module__": __name__,
                                                   "queryset": Note.objects.all(), "serializer_class": TextOnly}))
     [message] = check_model_streams()
-    assert message.id == "streaming_app.E022"
+    assert message.id == "streaming_app.E023"
     assert message.msg == f"{__name__}.Texts: its serializer TextOnly has no 'id' field."
 
 
-def test_filter_on_no_such_field_is_e023_and_is_not_an_argument(registered):
+def test_filter_on_no_such_field_is_e024_and_is_not_an_argument(registered):
     view = type("Colours", (ModelStreamView,), {"namespace": "bad_colours", "__module__": __name__,
                                                 "queryset": Note.objects.all(), "serializer_class": NoteSerializer,
                                                 "filter_fields": ["colour", "public"]})
     registered(view)
     [message] = check_model_streams()
-    assert message.id == "streaming_app.E023"
+    assert message.id == "streaming_app.E024"
     assert message.msg.startswith(f"{__name__}.Colours.filter_fields: 'colour' cannot filter a watch")
     assert set(registry.get("bad_colours.watch").arguments.converters) == {"public"}

@@ -1,13 +1,19 @@
-"""What carries published events between server processes."""
+"""What carries published events between server processes.
+
+A :class:`Broker` delivers to a :class:`BrokerEventHandler`, an interface the
+hub (:class:`streaming_app.hub.Hub`) implements, as Centrifuge pairs its
+``Broker`` with a ``BrokerEventHandler``: dependencies point one way (the hub
+uses a broker, a broker knows only the interface), and a broker of another
+project plugs in by implementing :class:`Broker` (``STREAMING["BROKER"]``
+takes its dotted path).
+"""
 
 from __future__ import annotations
 
 import abc
+import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ..hub import Hub
+from typing import Protocol
 
 
 @dataclass
@@ -23,6 +29,27 @@ class Backlog:
     events: list[tuple[int, str]] | None
 
 
+class BrokerEventHandler(Protocol):
+    """What a broker delivers events to: the subscribers of one event loop.
+
+    A broker calls these from that event loop (:attr:`loop`), except where
+    it hands the call over itself (``loop.call_soon_threadsafe``).
+    """
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop whose subscribers this handler serves."""
+
+    def wants(self, topic: str) -> bool:
+        """Whether any subscriber here listens to ``topic`` (a broker may skip the others' events)."""
+
+    def deliver(self, topic: str, eid: str, data_json: str) -> None:
+        """One event of ``topic``, in the order the broker numbered the topic's events."""
+
+    async def resync(self) -> None:
+        """The broker's connection came back after a loss: events may have been missed meanwhile."""
+
+
 class Broker(abc.ABC):
     """One per process: numbers each topic's events, keeps their history, delivers them to every process.
 
@@ -33,7 +60,15 @@ class Broker(abc.ABC):
     (see :class:`streaming_app.hub.Hub`). Topics that
     ``STREAMING["TOPIC_HISTORY"]`` gives history keep their newest events, so
     a subscriber that reconnects gets exactly what it missed.
+
+    A subclass of your own is selected by its dotted path in
+    ``STREAMING["BROKER"]`` and made with no arguments.
     """
+
+    #: The Redis URL the broker works in, if any: the admin's monitor keeps
+    #: each process's live-call snapshot there too, so every process sees
+    #: them all. None keeps snapshots in each process's own memory.
+    redis_url: str | None = None
 
     @abc.abstractmethod
     def publish(self, topic: str, data_json: str) -> str:
@@ -52,8 +87,12 @@ class Broker(abc.ABC):
         """The topic's events with offsets ``after < offset <= upto``, from its history."""
 
     @abc.abstractmethod
-    async def listen(self, hub: Hub) -> None:
-        """Deliver every event to ``hub`` from now on; return once that is so."""
+    async def listen(self, handler: BrokerEventHandler) -> None:
+        """Deliver every event to ``handler`` from now on; return once that is so.
+
+        Called from ``handler.loop``; listening again with the same handler
+        does not deliver twice.
+        """
 
     async def close(self) -> None:
         """Release this event loop's connections."""

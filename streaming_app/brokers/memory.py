@@ -8,20 +8,16 @@ import time
 import weakref
 from collections import deque
 from itertools import islice
-from typing import TYPE_CHECKING
 
 from ..history import history_policy
-from .base import Backlog, Broker
-
-if TYPE_CHECKING:
-    from ..hub import Hub
+from .base import Backlog, Broker, BrokerEventHandler
 
 
 class MemoryBroker(Broker):
     """Events reach the subscribers of this process only.
 
     Publishing is thread-safe: an event is numbered, kept in its topic's
-    history and handed to every event loop's hub under one lock, so each hub
+    history and handed to every event loop's handler (its hub) under one lock, so each
     sees every topic in offset order even when threads publish at once.
     """
 
@@ -30,7 +26,7 @@ class MemoryBroker(Broker):
         self._offsets: dict[str, int] = {}
         # Per topic: (offset, monotonic time, data_json), newest last.
         self._history: dict[str, deque[tuple[int, float, str]]] = {}
-        self._hubs: weakref.WeakSet[Hub] = weakref.WeakSet()
+        self._hubs: weakref.WeakSet[BrokerEventHandler] = weakref.WeakSet()  # their hubs
         self._lock = threading.Lock()
 
     def publish(self, topic: str, data_json: str) -> str:
@@ -46,11 +42,11 @@ class MemoryBroker(Broker):
                 self._expire(kept, policy.ttl)
             else:
                 self._history.pop(topic, None)
-            for hub in list(self._hubs):
+            for handler in list(self._hubs):
                 try:
-                    hub.loop.call_soon_threadsafe(hub.deliver, topic, eid, data_json)
-                except RuntimeError:  # its event loop is closed
-                    self._hubs.discard(hub)
+                    handler.loop.call_soon_threadsafe(handler.deliver, topic, eid, data_json)
+                except RuntimeError:  # its event loop is closed (or gone)
+                    self._hubs.discard(handler)
         return eid
 
     async def apublish(self, topic: str, data_json: str) -> str:
@@ -79,6 +75,6 @@ class MemoryBroker(Broker):
         while kept and kept[0][1] < cutoff:
             kept.popleft()
 
-    async def listen(self, hub: Hub) -> None:
+    async def listen(self, handler: BrokerEventHandler) -> None:
         with self._lock:
-            self._hubs.add(hub)
+            self._hubs.add(handler)

@@ -21,7 +21,7 @@ import random
 import secrets
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -29,10 +29,7 @@ from redis.connection import parse_url
 
 from ..exceptions import Unavailable
 from ..history import history_policy
-from .base import Backlog, Broker
-
-if TYPE_CHECKING:
-    from ..hub import Hub
+from .base import Backlog, Broker, BrokerEventHandler
 
 logger = logging.getLogger("streaming_app")
 
@@ -106,7 +103,7 @@ class RedisBroker(Broker):
     """Events numbered and fanned out by Redis; see the module docstring."""
 
     def __init__(self, url: str, prefix: str) -> None:
-        self.url = url
+        self.url = self.redis_url = url
         self.prefix = prefix
         # Pub/sub ignores the database number: projects sharing one Redis on
         # different databases would hear each other's events without it.
@@ -114,7 +111,7 @@ class RedisBroker(Broker):
         self._sync: Any = None
         self._sync_lock = threading.Lock()
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-        self._readers: dict[Hub, asyncio.Task[None]] = {}
+        self._readers: dict[BrokerEventHandler, asyncio.Task[None]] = {}
 
     def state_key(self, topic: str) -> str:
         return f"{self.prefix}:topic:{topic}"
@@ -186,16 +183,16 @@ class RedisBroker(Broker):
 
     # -- receiving ----------------------------------------------------------------
 
-    async def listen(self, hub: Hub) -> None:
+    async def listen(self, handler: BrokerEventHandler) -> None:
         live = asyncio.get_running_loop().create_future()
-        task = self._readers.get(hub)
+        task = self._readers.get(handler)
         if task is None or task.done():
-            self._readers[hub] = asyncio.get_running_loop().create_task(
-                self._read(hub, live), name="streaming_app broker reader"
+            self._readers[handler] = asyncio.get_running_loop().create_task(
+                self._read(handler, live), name="streaming_app broker reader"
             )
         await live
 
-    async def _read(self, hub: Hub, live: asyncio.Future[None]) -> None:
+    async def _read(self, handler: BrokerEventHandler, live: asyncio.Future[None]) -> None:
         """Keep one connection subscribed to the events channel; reconnect with backoff."""
         backoff = 0.1
         reconnecting = False
@@ -216,14 +213,14 @@ class RedisBroker(Broker):
                     awaiting_pong = False
                     kind = message["type"]
                     if kind == "message":
-                        self._dispatch(hub, message["data"])
+                        self._dispatch(handler, message["data"])
                     elif kind == "subscribe":
                         backoff = 0.1
                         if not live.done():
                             live.set_result(None)
                         if reconnecting:
                             logger.info("streaming_app: broker connection to Redis restored")
-                            await hub.resync()
+                            await handler.resync()
                         reconnecting = True
             except (redis.RedisError, OSError) as exc:
                 if not live.done():
@@ -237,18 +234,18 @@ class RedisBroker(Broker):
             backoff = min(backoff * 2, MAX_BACKOFF)
 
     @staticmethod
-    def _dispatch(hub: Hub, payload: bytes) -> None:
+    def _dispatch(handler: BrokerEventHandler, payload: bytes) -> None:
         topic, eid, data_json = payload.split(b"\n", 2)
         name = topic.decode()
-        if name in hub.topics:
-            hub.deliver(name, eid.decode(), data_json.decode())
+        if handler.wants(name):
+            handler.deliver(name, eid.decode(), data_json.decode())
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
-        for hub, task in list(self._readers.items()):
-            if hub.loop is loop:
+        for handler, task in list(self._readers.items()):
+            if handler.loop is loop:
                 task.cancel()
-                del self._readers[hub]
+                del self._readers[handler]
         entry = self._clients.pop(loop, None)
         if entry is not None:
             await entry[0].aclose()

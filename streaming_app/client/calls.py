@@ -9,13 +9,17 @@ A call belongs to the connection it started on. When that connection is
 lost the call fails with ``Unavailable`` and sends nothing more: its id
 means nothing on a new connection. It remembers the ``eid`` of the last item
 handed to the caller (``last_eid``), the resume point for resumable streams.
+
+A call reaches its connection only through a :class:`CallChannel` the client
+gives it (send a frame on the connection the call started on; leave the
+client's table of calls), so this module does not know the client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import Any, AsyncIterator, Protocol
 
 from ..exceptions import DataLoss, StreamError, Unavailable
 from ..flow import CreditGate
@@ -23,9 +27,19 @@ from ..protocol import frames as wire
 from ..protocol.frames import EndFrame, ErrorFrame, NextFrame, ReadyFrame
 from ..protocol.session import Credit
 
-if TYPE_CHECKING:
-    from .client import StreamClient
 
+class CallChannel(Protocol):
+    """What a call needs of the client: its own connection, and a way out of the client's table."""
+
+    async def send(self, text: str) -> None:
+        """Send one frame on the connection the call started on.
+
+        Raises ``Unavailable`` once that connection is no longer the client's
+        live one, and ``ResourceExhausted`` for a frame over the server's limit.
+        """
+
+    def release(self, call_id: int) -> None:
+        """The call is over: the client stops routing the server's frames to it."""
 
 class StateLost(DataLoss):
     """A resumable stream could not be resumed: reload your state, then open it again.
@@ -44,18 +58,18 @@ class ClientCall:
 
     def __init__(
         self,
-        client: StreamClient,
+        channel: CallChannel,
         call_id: int,
         method: str,
         window: int | None,
-        connection: Any = None,
+        *,
+        client_window: int = 0,
         resume: str | None = None,
     ) -> None:
-        self.client = client
+        self.channel = channel
         self.id = call_id
         self.method = method
         self.window = window
-        self.connection = connection
         self.resume = resume
         self.last_eid: str | None = None  # of the last item handed to the caller: where a resume starts
         self._lost: StreamError | None = None
@@ -65,7 +79,7 @@ class ClientCall:
         self._result: Any = None
         self._error: StreamError | None = None
         self._consumed = 0
-        self._outbound = CreditGate(Credit(client.client_window))
+        self._outbound = CreditGate(Credit(client_window))  # the server's credit for our items
         self._half_closed = False
 
     # -- fed by the client's reader ----------------------------------------------
@@ -90,7 +104,7 @@ class ClientCall:
         """Send a credit or cancel frame; nothing to do once the connection is lost."""
         if self._lost is None:
             with contextlib.suppress(Unavailable):
-                await self.client._send(text, self.connection)
+                await self.channel.send(text)
 
     # -- items ----------------------------------------------------------------------
 
@@ -158,7 +172,7 @@ class ClientCall:
 
     def _finish(self, frame: Any) -> None:
         self.done = True
-        self.client._forget(self)
+        self.channel.release(self.id)
         if isinstance(frame, EndFrame):
             self._result = frame.data
         elif isinstance(frame, ErrorFrame):
@@ -187,7 +201,7 @@ class ClientCall:
         await self._outbound.acquire()
         if self._lost is not None:
             raise self._lost
-        await self.client._send(wire.encode_next(self.id, item), self.connection)
+        await self.channel.send(wire.encode_next(self.id, item))
 
     async def end(self) -> None:
         """Half-close: no more items from this side."""
@@ -195,7 +209,7 @@ class ClientCall:
             raise self._lost
         if not self._half_closed and not self.done:
             self._half_closed = True
-            await self.client._send(wire.encode_client_end(self.id), self.connection)
+            await self.channel.send(wire.encode_client_end(self.id))
 
     # -- cancellation -------------------------------------------------------------------
 
@@ -203,7 +217,7 @@ class ClientCall:
         """Stop the call on the server (its handler's ``finally`` runs); no frame follows."""
         if not self.done:
             self.done = True
-            self.client._forget(self)
+            self.channel.release(self.id)
             await self._send_control(wire.encode_cancel(self.id))
 
     async def aclose(self) -> None:

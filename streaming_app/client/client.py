@@ -362,13 +362,14 @@ class StreamClient:
             raise TypeError(f"the arguments of {method} are keyword arguments or one dict, got {type(args).__name__}")
         arguments = {**(args or {}), **kwargs}
         self._last_id += 1
-        call = cls(self, self._last_id, method, window, self._ws, resume=resume)
+        channel = _CallChannel(self, self._ws)
+        call = cls(channel, self._last_id, method, window, client_window=self.client_window, resume=resume)
         self._calls[call.id] = call
         try:
             frame = wire.encode_call(call.id, method, arguments, credit=window, timeout=timeout, resume=resume)
-            await self._send(frame, self._ws)
+            await channel.send(frame)
         except BaseException:
-            self._forget(call)
+            self._forget(call.id)
             raise
         return call
 
@@ -395,8 +396,8 @@ class StreamClient:
         except websockets.ConnectionClosed as exc:
             raise Unavailable(f"The connection is closed (code {exc.rcvd.code if exc.rcvd else None}).") from None
 
-    def _forget(self, call: ClientCall) -> None:
-        self._calls.pop(call.id, None)
+    def _forget(self, call_id: int) -> None:
+        self._calls.pop(call_id, None)
 
     async def _read(self, ws: Any, monitor: Heartbeat | None) -> None:
         try:
@@ -453,6 +454,22 @@ def _no_call_metadata(metadata: Mapping[str, str] | None) -> None:
             "(StreamClient(url, metadata={...})): it is sent as handshake headers, "
             "which handlers read as ctx.headers."
         )
+
+
+class _CallChannel:
+    """A call's :class:`~streaming_app.client.calls.CallChannel`: the connection it started on, through its client."""
+
+    __slots__ = ("_client", "_connection")
+
+    def __init__(self, client: StreamClient, connection: Any) -> None:
+        self._client = client
+        self._connection = connection
+
+    async def send(self, text: str) -> None:
+        await self._client._send(text, self._connection)
+
+    def release(self, call_id: int) -> None:
+        self._client._forget(call_id)
 
 
 class _PendingStream:

@@ -1,0 +1,63 @@
+"""Control commands are a table: modules register handlers by op; the listener verifies and dispatches."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from django.test import override_settings
+
+from streaming_app import control
+from streaming_app.monitor import Monitor, monitor
+
+RECEIVED: list[tuple[object, dict]] = []
+
+
+@control.command("test.echo")
+def _echo(owner, command) -> None:
+    RECEIVED.append((owner, command))
+
+
+@pytest.fixture(autouse=True)
+def memory_broker():
+    RECEIVED.clear()
+    with override_settings(STREAMING={"BROKER": "memory://"}):
+        yield
+
+
+def test_the_monitor_and_the_switches_registered_their_commands():
+    import streaming_app.switches  # noqa: F401  (registers "switches" on import)
+
+    assert {"terminate", "switches", "test.echo"} <= set(control._handlers)
+
+
+def test_an_op_takes_one_handler():
+    with pytest.raises(ValueError, match="control command 'terminate' already has a handler"):
+        control.command("terminate")(lambda owner, command: None)
+
+
+def test_a_signed_command_reaches_its_handler_with_the_listeners_owner():
+    owner = Monitor()
+    control.handle(owner, control._sign({"op": "test.echo", "n": 1}))
+    assert RECEIVED == [(owner, {"op": "test.echo", "n": 1})]
+
+
+def test_an_op_nobody_handles_is_ignored(caplog):
+    caplog.set_level("WARNING", logger="streaming_app")
+    control.handle(monitor, control._sign({"op": "test.nobody"}))
+    assert RECEIVED == [] and caplog.records == []
+
+
+async def test_the_listener_dispatches_what_is_published_on_the_control_topic():
+    owner = Monitor()
+    listener = asyncio.get_running_loop().create_task(control.listen(owner))
+    try:
+        for _ in range(100):  # until the listener is subscribed: a command sent before would be lost
+            await control.asend(control._sign({"op": "test.echo"}))
+            await asyncio.sleep(0.01)
+            if RECEIVED:
+                break
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+    assert RECEIVED and RECEIVED[0] == (owner, {"op": "test.echo"})
