@@ -162,7 +162,7 @@ SCHEMA: dict[str, Setting] = {
     "MODEL_STREAM_HISTORY": Setting(
         {"size": 1000, "ttl": 3600}, "None or a policy {'size': events, 'ttl': seconds}", None, "streaming_app.E013"
     ),
-    # HTTP transport (streaming_app.http): the reconnection delay hint sent to
+    # HTTP transport (streaming_app.transports.http): the reconnection delay hint sent to
     # EventSource clients as ``retry:``, in milliseconds (None: no hint), and
     # the seconds without output after which an SSE or NDJSON stream sends a
     # keepalive (an SSE comment, an NDJSON ping). POST bodies are limited by

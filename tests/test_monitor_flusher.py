@@ -16,7 +16,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
-from streaming_app.consumer import StreamConsumer
+from streaming_app.transports.websocket import StreamConsumer
 from streaming_app.monitor import monitor
 from streaming_app.protocol.codes import SUBPROTOCOL
 from streaming_app.testing import StreamTestClient
