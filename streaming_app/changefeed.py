@@ -79,16 +79,24 @@ class ChangedRows:
     """The rows one change event names, as one queryset reads them now.
 
     ``rows`` maps wire primary keys to model instances (rows that are gone, or
-    outside the queryset, are absent). Renderings (serialized rows) and the
+    outside the queryset, are absent); ``pks`` are the keys the event named. Renderings (serialized rows) and the
     JSON of the items made from them are computed once per rendering key.
     """
 
-    __slots__ = ("rows", "carried", "_rendered", "_items")
+    __slots__ = ("rows", "pks", "op", "carried", "_rendered", "_items")
 
     def __init__(
-        self, rows: dict[Any, Any], *, carried: bool = False, rendered: dict[Hashable, dict[Any, Any]] | None = None
+        self,
+        rows: dict[Any, Any],
+        *,
+        pks: list[Any],
+        op: str,
+        carried: bool = False,
+        rendered: dict[Hashable, dict[Any, Any]] | None = None,
     ) -> None:
         self.rows = rows
+        self.pks = list(dict.fromkeys(pks))  # the rows the event names, once each, in order
+        self.op = op  # the event's hint: created, updated or deleted
         self.carried = carried  # made from what the event carried: nothing was read
         self._rendered: dict[Hashable, asyncio.Future[dict[Any, Any]]] = {}
         self._items: dict[tuple[Hashable, Any, str], str] = {}
@@ -137,6 +145,13 @@ class ChangeFeed:
         self._must_read: set[Hashable] = set()
         self.reads_started = 0  # how many reads this feed ran (the benchmark and tests report it)
 
+    def ready(self, key: Hashable) -> ChangedRows | None:
+        """The rows for ``key`` if they are made already (the common case), else None."""
+        future = self._reads.get(key)
+        if future is not None and future.done() and not future.cancelled() and future.exception() is None:
+            return future.result()
+        return None
+
     def must_read(self, kind: Hashable) -> bool:
         """Whether rows of ``kind`` (a view class) are read even when their event carries them."""
         return kind in self._must_read
@@ -147,7 +162,7 @@ class ChangeFeed:
     async def rows(
         self,
         key: Hashable,
-        read: Callable[[], dict[Any, Any]],
+        read: Callable[[], ChangedRows],
         carried: Callable[[], ChangedRows | None] | None = None,
     ) -> ChangedRows:
         """The rows for ``key``: made from the event (``carried``) or read once, then shared.
@@ -180,8 +195,8 @@ class ChangeFeed:
             self._reads.popitem(last=False)
 
     @staticmethod
-    async def _read(read: Callable[[], dict[Any, Any]]) -> ChangedRows:
-        return ChangedRows(await run_read(read))
+    async def _read(read: Callable[[], ChangedRows]) -> ChangedRows:
+        return await run_read(read)
 
     def _forget_failed(self, key: Hashable, future: asyncio.Future[ChangedRows]) -> None:
         if future.cancelled() or future.exception() is not None:

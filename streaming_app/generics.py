@@ -274,6 +274,7 @@ class _Watch:
         self.visible: set[Any] = set()  # pks this watcher holds, as far as the server knows
         self.sent_deleted: set[Any] = set()
         self.recovered = False  # True after a recovered resume: the client's rows are its own
+        self.view_class = type(view)
         self.rendering = view.get_rendering_key()
         self.fast = view.declares_visibility()
         self.carries = self.fast and view.carries_rows()
@@ -373,41 +374,57 @@ class _Watch:
     # -- changes ----------------------------------------------------------------------------------
 
     async def items_for(self, feed: ChangeFeed, event: Event) -> list[str]:
-        """The items (as JSON) one change event makes for this watcher."""
-        change = event.data
-        if not isinstance(change, dict):
-            return []
-        pks = [wire_pk(pk) for pk in change.get("pks", ())]
-        view_class = type(self.view)
-        key = (view_class, event.eid, self.group_key)
-        carried = self.carries and "row" in change and not feed.must_read(view_class)
-        rows = await feed.rows(key, lambda: self.read(pks), self.carried(change, pks) if carried else None)
+        """The items (as JSON) one change event makes for this watcher.
+
+        Every watcher of the process passes here for every event, so the
+        common case (another watcher already made the event's rows) allocates
+        little and never suspends.
+        """
+        key = (self.view_class, event.eid, self.group_key)
+        rows = feed.ready(key)
+        if rows is None:
+            rows = await self.rows_of(feed, key, event)
         try:
-            seen = self.decide(rows, pks)
+            seen = self.decide(rows)
         except SynchronousOnlyOperation:
             if not rows.carried:
                 raise
             # is_visible reads a relation the event does not carry: read the rows from now on.
-            feed.read_from_now_on(view_class)
-            rows = await feed.rows((*key, "read"), lambda: self.read(pks))
-            seen = self.decide(rows, pks)
+            feed.read_from_now_on(self.view_class)
+            pks, op = rows.pks, rows.op
+            rows = await feed.rows((*key, "read"), lambda: ChangedRows(self.read(pks), pks=pks, op=op))
+            seen = self.decide(rows)
         rendered = None
-        if any(row is not None for _, row in seen):
-            rendered = rows.rendered_now(self.rendering) or await rows.rendered(self.rendering, self.view.serialize)
-        return self.changes(rows, seen, rendered, str(change.get("op")))
+        for _, row in seen:
+            if row is not None:
+                rendered = rows.rendered_now(self.rendering) or await rows.rendered(self.rendering, self.view.serialize)
+                break
+        return self.changes(rows, seen, rendered)
 
-    def carried(self, change: dict[str, Any], pks: list[Any]) -> Callable[[], ChangedRows | None]:
+    async def rows_of(self, feed: ChangeFeed, key: Hashable, event: Event) -> ChangedRows:
+        """The event's rows, made once per process: from what the event carries, or read."""
+        change = event.data
+        if not isinstance(change, dict):
+            change = {}
+        pks = [wire_pk(pk) for pk in change.get("pks", ())]
+        op = str(change.get("op"))
+        carried = None
+        if self.carries and "row" in change and not feed.must_read(self.view_class):
+            carried = self.carried(change, pks, op)
+        return await feed.rows(key, lambda: ChangedRows(self.read(pks), pks=pks, op=op), carried)
+
+    def carried(self, change: dict[str, Any], pks: list[Any], op: str) -> Callable[[], ChangedRows | None]:
         """How to make the event's rows from what it carries (nothing read), or None if it carries too little."""
 
         def build() -> ChangedRows | None:
             row = change.get("row")
             if row is None:  # a deleted row: nothing to read
-                return ChangedRows({}, carried=True)
+                return ChangedRows({}, pks=pks, op=op, carried=True)
             data = row.get("data", {}).get(self.view.namespace)
             if data is None or len(pks) != 1:
                 return None
             instance = saved_instance(self.model, row.get("fields", {}))
-            return ChangedRows({pks[0]: instance}, carried=True, rendered={None: {pks[0]: data}})
+            return ChangedRows({pks[0]: instance}, pks=pks, op=op, carried=True, rendered={None: {pks[0]: data}})
 
         return build
 
@@ -419,10 +436,10 @@ class _Watch:
             queryset = self.view.filter_queryset(self.view.get_queryset(), self.filters)
         return {wire_pk(row.pk): row for row in queryset.filter(pk__in=pks)}
 
-    def decide(self, rows: ChangedRows, pks: list[Any]) -> list[tuple[Any, models.Model | None]]:
+    def decide(self, rows: ChangedRows) -> list[tuple[Any, models.Model | None]]:
         """Each named row and whether this watcher sees it now (the row, or None). Changes nothing."""
         decided = []
-        for pk in dict.fromkeys(pks):
+        for pk in rows.pks:
             row = rows.rows.get(pk)
             if row is not None and self.fast and not self.view.is_visible(row):
                 row = None
@@ -432,9 +449,10 @@ class _Watch:
         return decided
 
     def changes(
-        self, rows: ChangedRows, seen: list[tuple[Any, models.Model | None]], rendered: dict[Any, Any] | None, op_hint: str
+        self, rows: ChangedRows, seen: list[tuple[Any, models.Model | None]], rendered: dict[Any, Any] | None
     ) -> list[str]:
         items: list[str] = []
+        op_hint = rows.op
         for pk, row in seen:
             if row is not None:
                 assert rendered is not None
