@@ -403,14 +403,20 @@ async def update_notes(changes: int):
     return write
 
 
-async def work_per_change(server, method: str, watchers: int, setup, changes: int = 5) -> tuple[float, float]:
-    """SQL statements and change reads of the serving process per change, with ``watchers`` watching."""
+async def work_per_change(
+    server, method: str, watchers: int, setup, changes: int = 5, tokens: list[str] | None = None
+) -> tuple[float, float]:
+    """SQL statements and change reads of the serving process per change, with ``watchers`` watching
+    (anonymous, or each signed in with the next of ``tokens``)."""
     from contextlib import AsyncExitStack
 
     write = await setup(changes)
     await asyncio.sleep(0.3)  # the setup's own events are past
     async with AsyncExitStack() as stack:
-        conns = [await stack.enter_async_context(connected(server.ws_url)) for _ in range(watchers)]
+        conns = [
+            await stack.enter_async_context(connected(server.ws_url, headers=bearer(tokens[n]) if tokens else None))
+            for n in range(watchers)
+        ]
         for conn in conns:
             await conn.call(1, method)
             assert (await conn.recv_for(1))["t"] == "ready"
@@ -439,6 +445,13 @@ async def test_database_work_per_change_does_not_grow_with_the_watchers(watch_pr
     assert many[1] == few[1] == reads, (few, many)
     # One statement per read (the probe's own calls may add a history write, hence the margin).
     assert many[0] <= reads + 0.5 and few[0] <= reads + 0.5, (few, many)
+
+
+async def test_database_work_per_change_does_not_grow_with_distinct_users(watch_probe, make_token):
+    tokens = [await sync_to_async(make_token)(f"watcher{n}") for n in range(50)]
+    few = await work_per_change(watch_probe, "notes.watch", 5, update_notes, tokens=tokens[:5])
+    many = await work_per_change(watch_probe, "notes.watch", 50, update_notes, tokens=tokens)
+    assert many[1] == few[1] == 1, (few, many)
 
 
 async def test_cancelled_watch_stops_reading_its_snapshot(watch_probe):
