@@ -4,8 +4,8 @@ End to end against ``probes.originprobe_asgi`` (the example project whose WebSoc
 stack is the middleware around a consumer that does not check the Origin
 itself), and in-process for the consumer's ``check_origin`` switch. The rule
 itself (allowed hosts, trusted origins, ``ALLOWED_ORIGINS``) is tested through
-the consumer in test_consumer.py and test_e2e_auth.py; both paths share
-``handshake.origin_allowed``.
+the consumer in test_websocket_permissions_and_origin.py and test_websocket_auth.py;
+both paths share ``handshake.origin_allowed``.
 """
 
 from __future__ import annotations
