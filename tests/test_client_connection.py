@@ -286,7 +286,7 @@ async def test_session_cookie_authenticates(daphne_server, session_key):
 
 
 async def test_ticket_callable_is_asked_for_a_fresh_ticket_on_every_connection(close_server, session_key):
-    from test_e2e_auth import post_ticket
+    from httpclient import post_ticket
 
     issued: list[str] = []
 
