@@ -1,4 +1,6 @@
 """System checks of the STREAMING settings the WebSocket transport reads: numbers, heartbeats, frame size, classes.
+
+Moved from test_consumer.py; the schema's own tests are in test_settings_schema.py.
 """
 
 from __future__ import annotations
