@@ -84,7 +84,7 @@ def start_server(
     port: int | None = None,
     app: str = "project.asgi:application",
 ) -> Server:
-    """Start a server of the example project (or of ``app``, a module under tests/)."""
+    """Start a server of the example project, or of ``app`` (``probes.<name>:application``; tests/ is on its path)."""
     port = port or free_port()
     log = tmp_dir / f"{server}-{port}.log"
     if server == "daphne":
@@ -120,12 +120,12 @@ def daphne_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Itera
 
 @pytest.fixture(scope="session")
 def probe_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Server]:
-    """daphne serving the example project with probe methods and short HTTP timings (tests/httpprobe_*.py)."""
+    """daphne serving the example project with probe methods and short HTTP timings (tests/probes/httpprobe_*.py)."""
     with django_db_blocker.unblock():
         server = start_server(
             tmp_path_factory.mktemp("probe"),
-            app="httpprobe_asgi:application",
-            env={"DJANGO_SETTINGS_MODULE": "httpprobe_settings"},
+            app="probes.httpprobe_asgi:application",
+            env={"DJANGO_SETTINGS_MODULE": "probes.httpprobe_settings"},
         )
     yield server
     server.stop()

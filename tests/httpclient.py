@@ -2,16 +2,21 @@
 
 Nothing here comes from streaming_app: responses are read with ``httpx`` and
 ``curl`` the way any client would. Every read is bounded in time (``TIMEOUT``)
-and every loop in count (``MAX_RECORDS``).
+and every loop in count (``MAX_RECORDS``). The last section speaks to the
+ticket endpoint and the login page with the standard library only, as the
+WebSocket handshake's tests need (a session cookie, a CSRF token, a ticket).
 """
 
 from __future__ import annotations
 
+import asyncio
+import http.client
 import json
 import selectors
 import subprocess
 import time
 from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
 from typing import Any, Iterable, Iterator
 
 import httpx
@@ -189,3 +194,62 @@ class Curl:
 
     def __exit__(self, *exc: Any) -> None:
         self.kill()
+
+
+# -- the handshake's HTTP side with the standard library: sessions, CSRF and tickets ---------------
+# (stdlib only, no proxies, bounded; used by transport/test_websocket_auth.py and the Python client's tests)
+
+TICKET_PATH = "/streams/_ticket"
+
+
+class Response:
+    def __init__(self, status: int, cookies: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.cookies = cookies
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def http_request(server, method: str, path: str, headers: dict[str, str] | None = None) -> Response:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        connection.request(method, path, body=b"" if method == "POST" else None, headers=headers or {})
+        response = connection.getresponse()
+        cookies = SimpleCookie()
+        for value in response.msg.get_all("Set-Cookie") or []:
+            cookies.load(value)
+        return Response(response.status, {key: morsel.value for key, morsel in cookies.items()}, response.read())
+    finally:
+        connection.close()
+
+
+async def fetch(server, method: str, path: str, headers: dict[str, str] | None = None) -> Response:
+    return await asyncio.to_thread(http_request, server, method, path, headers)
+
+
+async def csrf_token(server) -> str:
+    """A CSRF cookie value, as a browser gets it from any page with a form."""
+    response = await fetch(server, "GET", "/admin/login/")
+    assert response.status == 200
+    return response.cookies["csrftoken"]
+
+
+async def post_ticket(server, *, session: str | None = None, csrf: bool = True) -> Response:
+    """``POST /streams/_ticket`` the way a page of the same origin does."""
+    cookies = {}
+    headers = {"Origin": origin_of(server), "Referer": f"{server.http_url}/admin/"}
+    if session is not None:
+        cookies["sessionid"] = session
+    if csrf:
+        token = await csrf_token(server)
+        cookies["csrftoken"] = token
+        headers["X-CSRFToken"] = token
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{key}={value}" for key, value in cookies.items())
+    return await fetch(server, "POST", TICKET_PATH, headers)
+
+
+def origin_of(server) -> str:
+    return f"http://127.0.0.1:{server.port}"

@@ -1,4 +1,4 @@
-// Shared by the Node tests of client.js. Not a test file: tests/test_js_client.py
+// Shared by the Node tests of client.js. Not a test file: tests/e2e/test_js_client.py
 // passes the *.test.mjs files to `node --test` by name.
 import { once } from "node:events";
 import { spawn } from "node:child_process";
@@ -7,7 +7,7 @@ import { WebSocketServer } from "ws";
 
 export const CLIENT = new URL("../../streaming_app/static/streaming_app/client.js", import.meta.url).href;
 
-/** What tests/test_js_client.py passes in: the real server and credentials. */
+/** What tests/e2e/test_js_client.py passes in: the real server and credentials. */
 export const env = {
   wsUrl: process.env.STREAMING_WS_URL,
   httpUrl: process.env.STREAMING_HTTP_URL,
@@ -21,7 +21,7 @@ export const env = {
 };
 
 /** `skip` option of tests that need the real server. */
-export const needsServer = env.wsUrl ? false : "needs STREAMING_WS_URL: run through tests/test_js_client.py";
+export const needsServer = env.wsUrl ? false : "needs STREAMING_WS_URL: run through tests/e2e/test_js_client.py";
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -1,6 +1,6 @@
 // client.js against a real daphne server of the example project (the interop
 // service of shared/interop.md, plus the flowprobe namespace of
-// tests/flowprobe_asgi.py). tests/test_js_client.py starts the server and
+// tests/probes/flowprobe_asgi.py). tests/e2e/test_js_client.py starts the server and
 // passes its URL and credentials in the environment.
 import assert from "node:assert/strict";
 import { test } from "node:test";

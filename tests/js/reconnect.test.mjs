@@ -1,5 +1,5 @@
 // Reconnection against a real daphne that this file starts, kills and
-// restarts on the same port (tests/test_js_client.py passes the Python
+// restarts on the same port (tests/e2e/test_js_client.py passes the Python
 // interpreter, the repository root and the test database in the environment).
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -8,7 +8,7 @@ import { StreamClient, Unavailable } from "../../streaming_app/static/streaming_
 import { env, freePort, startDaphne, until } from "./helpers.mjs";
 
 const options = {
-  skip: env.python && env.root ? false : "needs STREAMING_PYTHON and STREAMING_ROOT: run through tests/test_js_client.py",
+  skip: env.python && env.root ? false : "needs STREAMING_PYTHON and STREAMING_ROOT: run through tests/e2e/test_js_client.py",
   timeout: 90000,
 };
 

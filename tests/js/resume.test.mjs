@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { StateLost, StreamClient } from "../../streaming_app/static/streaming_app/client.js";
 import { env, freePort, sleep, startDaphne, uniqueTag, until } from "./helpers.mjs";
 
-const needsDaphne = env.python && env.root ? false : "needs STREAMING_PYTHON and STREAMING_ROOT: run through tests/test_js_client.py";
+const needsDaphne = env.python && env.root ? false : "needs STREAMING_PYTHON and STREAMING_ROOT: run through tests/e2e/test_js_client.py";
 const needsRedis = needsDaphne || (env.redisUrl || env.ci ? false : "needs Redis (STREAMING_REDIS_URL)");
 const CLIENT_OPTIONS = { reconnectInitial: 0.05, reconnectMax: 0.5 };
 

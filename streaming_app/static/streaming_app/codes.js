@@ -3,7 +3,7 @@
  * their HTTP statuses, and the WebSocket close codes.
  *
  * The JavaScript twin of `streaming_app/protocol/codes.py`;
- * `tests/test_js_client.py` checks that the two hold the same values.
+ * `tests/e2e/test_js_client.py` checks that the two hold the same values.
  * @module
  */
 

@@ -1,7 +1,7 @@
 /**
  * Errors as data: one class per protocol error code, as in
  * `streaming_app/exceptions.py`, with the same default messages
- * (`tests/test_js_client.py` checks them against Python's).
+ * (`tests/e2e/test_js_client.py` checks them against Python's).
  * @module
  */
 

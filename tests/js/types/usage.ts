@@ -1,5 +1,5 @@
 // Type-checks client.d.ts against typical use (tsc -p tsconfig.json at the
-// repository's root, run by tests/test_js_client.py). Never executed. Lines
+// repository's root, run by tests/e2e/test_js_client.py). Never executed. Lines
 // marked @ts-expect-error must stay errors: they prove the declarations reject
 // misuse.
 import {

@@ -1,7 +1,8 @@
 """The example project plus a probe that lets tests watch flow control from the server side.
 
 ``flowprobe.items`` records how many items its generator has produced;
-``flowprobe.produced`` reports it. Served only by tests (see test_client.py).
+``flowprobe.produced`` reports it. Served only by tests: tests/e2e/test_client.py,
+tests/e2e/test_js_client.py (for the JS client) and tests/transport/test_http_calls.py.
 """
 
 from project.asgi import application  # noqa: F401  (sets Django up)

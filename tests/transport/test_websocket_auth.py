@@ -7,76 +7,19 @@ check (browsers) and single-use tickets from ``POST /streams/_ticket``
 
 from __future__ import annotations
 
-import asyncio
-import http.client
-import json
-from http.cookies import SimpleCookie
 from urllib.parse import quote
 
 import pytest
 from websockets.exceptions import InvalidStatus
+from httpclient import TICKET_PATH, fetch, origin_of, post_ticket
 from wsclient import close_code_before_hello, connected, open_ws
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PASSWORD = "pw-123456"
-TICKET_PATH = "/streams/_ticket"
 
 
-# -- HTTP against the live server (stdlib only, no proxies, bounded) -----------------------------
-
-
-class Response:
-    def __init__(self, status: int, cookies: dict[str, str], body: bytes) -> None:
-        self.status = status
-        self.cookies = cookies
-        self.body = body
-
-    def json(self):
-        return json.loads(self.body)
-
-
-def http_request(server, method: str, path: str, headers: dict[str, str] | None = None) -> Response:
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-    try:
-        connection.request(method, path, body=b"" if method == "POST" else None, headers=headers or {})
-        response = connection.getresponse()
-        cookies = SimpleCookie()
-        for value in response.msg.get_all("Set-Cookie") or []:
-            cookies.load(value)
-        return Response(response.status, {key: morsel.value for key, morsel in cookies.items()}, response.read())
-    finally:
-        connection.close()
-
-
-async def fetch(server, method: str, path: str, headers: dict[str, str] | None = None) -> Response:
-    return await asyncio.to_thread(http_request, server, method, path, headers)
-
-
-async def csrf_token(server) -> str:
-    """A CSRF cookie value, as a browser gets it from any page with a form."""
-    response = await fetch(server, "GET", "/admin/login/")
-    assert response.status == 200
-    return response.cookies["csrftoken"]
-
-
-async def post_ticket(server, *, session: str | None = None, csrf: bool = True) -> Response:
-    """``POST /streams/_ticket`` the way a page of the same origin does."""
-    cookies = {}
-    headers = {"Origin": origin_of(server), "Referer": f"{server.http_url}/admin/"}
-    if session is not None:
-        cookies["sessionid"] = session
-    if csrf:
-        token = await csrf_token(server)
-        cookies["csrftoken"] = token
-        headers["X-CSRFToken"] = token
-    if cookies:
-        headers["Cookie"] = "; ".join(f"{key}={value}" for key, value in cookies.items())
-    return await fetch(server, "POST", TICKET_PATH, headers)
-
-
-def origin_of(server) -> str:
-    return f"http://127.0.0.1:{server.port}"
+# -- URLs and calls of the handshake -------------------------------------------------------------------
 
 
 def ticket_url(server, ticket: str) -> str:

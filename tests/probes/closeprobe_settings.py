@@ -1,6 +1,6 @@
 """The example project's settings with a half-second heartbeat, for the client's liveness tests.
 
-Used by ``tests/closeprobe_asgi.py`` (``DJANGO_SETTINGS_MODULE=closeprobe_settings``
+Used by ``tests/probes/closeprobe_asgi.py`` (``DJANGO_SETTINGS_MODULE=probes.closeprobe_settings``
 with ``tests/`` on PYTHONPATH): the server announces ``heartbeat: 0.5`` in
 ``hello``, so a client's own heartbeat acts within a second or two.
 """

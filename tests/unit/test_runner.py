@@ -2,7 +2,7 @@
 
 A ``Recorder`` is a complete CallWriter that keeps what it is told to write,
 so these tests see the runner's decisions directly; the transports' own tests
-(test_consumer.py, test_http_calls.py) show the same decisions on the wire.
+(transport/test_websocket_*.py, transport/test_http_calls.py) show the same decisions on the wire.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The Python client's connection: close codes, reconnection, heartbeats, metadata, auth.
 
-Against real daphne processes: the example project, and ``closeprobe_asgi``
+Against real daphne processes: the example project, and ``probes.closeprobe_asgi``
 (the same project whose server closes a connection with a code a test picks,
 and counts handshakes and pings per ``X-Probe`` header; see that module).
 """
@@ -26,7 +26,7 @@ FINAL = [1000, 4000, 4400, 4401, 4403, 4413]
 
 @pytest.fixture
 def close_server(tmp_path):
-    server = start_server(tmp_path, app="closeprobe_asgi:application", env={"DJANGO_SETTINGS_MODULE": "closeprobe_settings"})
+    server = start_server(tmp_path, app="probes.closeprobe_asgi:application", env={"DJANGO_SETTINGS_MODULE": "probes.closeprobe_settings"})
     yield server
     server.stop()
 
@@ -286,7 +286,7 @@ async def test_session_cookie_authenticates(daphne_server, session_key):
 
 
 async def test_ticket_callable_is_asked_for_a_fresh_ticket_on_every_connection(close_server, session_key):
-    from test_e2e_auth import post_ticket
+    from httpclient import post_ticket
 
     issued: list[str] = []
 

@@ -1,6 +1,6 @@
 """The example project's settings without ``GC_GEN0_THRESHOLD``: by default the collector is left alone.
 
-``DJANGO_SETTINGS_MODULE=gcuntouched_settings`` with ``tests/`` on PYTHONPATH.
+``DJANGO_SETTINGS_MODULE=probes.gcuntouched_settings`` with ``tests/`` on PYTHONPATH.
 """
 
 from project.settings import *  # noqa: F401,F403

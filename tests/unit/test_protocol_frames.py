@@ -35,7 +35,7 @@ from streaming_app.protocol import (
 )
 from streaming_app.protocol import frames as wire
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def frame(**fields) -> str:

@@ -1,6 +1,6 @@
 """Broadcast topics in one process (the memory broker), through the consumer.
 
-Cross-process delivery over Redis is in test_e2e_topics.py; these tests pin
+Cross-process delivery over Redis is in e2e/test_e2e_topics.py; these tests pin
 down what a subscriber sees: order, event ids, bounded buffers, permissions.
 """
 

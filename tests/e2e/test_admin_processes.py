@@ -179,12 +179,12 @@ async def test_disabling_from_the_admin_with_end_open_ends_calls_on_another_proc
 
 @pytest.fixture
 def probe_on_redis(tmp_path, redis_url):
-    """One daphne serving the HTTP probe methods (tests/httpprobe_asgi.py), writing its snapshots to Redis."""
+    """One daphne serving the HTTP probe methods (tests/probes/httpprobe_asgi.py), writing its snapshots to Redis."""
     from conftest import start_server
 
     server = start_server(
-        tmp_path, app="httpprobe_asgi:application",
-        env={"REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "httpprobe_settings"},
+        tmp_path, app="probes.httpprobe_asgi:application",
+        env={"REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "probes.httpprobe_settings"},
     )
     yield server
     server.stop()

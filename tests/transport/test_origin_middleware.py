@@ -1,11 +1,11 @@
 """The Origin rule as ASGI middleware: ``streaming_app.handshake.OriginValidator``.
 
-End to end against ``originprobe_asgi`` (the example project whose WebSocket
+End to end against ``probes.originprobe_asgi`` (the example project whose WebSocket
 stack is the middleware around a consumer that does not check the Origin
 itself), and in-process for the consumer's ``check_origin`` switch. The rule
 itself (allowed hosts, trusted origins, ``ALLOWED_ORIGINS``) is tested through
-the consumer in test_consumer.py and test_e2e_auth.py; both paths share
-``handshake.origin_allowed``.
+the consumer in test_websocket_permissions_and_origin.py and test_websocket_auth.py;
+both paths share ``handshake.origin_allowed``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ FOREIGN = "http://evil.example"
 @pytest.fixture(scope="module")
 def origin_server(django_db_setup, django_db_blocker, tmp_path_factory):
     with django_db_blocker.unblock():
-        server = start_server(tmp_path_factory.mktemp("origin"), app="originprobe_asgi:application")
+        server = start_server(tmp_path_factory.mktemp("origin"), app="probes.originprobe_asgi:application")
     yield server
     server.stop()
 

@@ -1,6 +1,6 @@
 """The example project's settings with short HTTP timings, for tests of the HTTP transport.
 
-Used by the ``probe_server`` fixture (``DJANGO_SETTINGS_MODULE=httpprobe_settings``
+Used by the ``probe_server`` fixture (``DJANGO_SETTINGS_MODULE=probes.httpprobe_settings``
 with ``tests/`` on PYTHONPATH): keepalives every 0.25 s, a 500 ms ``retry:``
 hint, and deadlines capped at 30 s.
 """

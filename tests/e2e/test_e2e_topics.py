@@ -241,7 +241,7 @@ async def test_lost_broker_connection_is_caught_up_from_the_topic_history(tmp_pa
 
 
 async def test_lost_broker_connection_without_history_never_gaps_a_stream_silently(tmp_path, private_redis):
-    server = start_server(tmp_path, env={"REDIS_URL": private_redis, "DJANGO_SETTINGS_MODULE": "nohistory_settings"})
+    server = start_server(tmp_path, env={"REDIS_URL": private_redis, "DJANGO_SETTINGS_MODULE": "probes.nohistory_settings"})
     try:
         frames = await publish_through_a_broken_connection(server, private_redis, new_topic(), 500)
     finally:

@@ -4,7 +4,7 @@
 (every thread, counted by an execute wrapper on each new connection) and how
 many change reads its feed started. ``watchprobe.watch`` is ``notes.watch``
 without ``is_visible``: the fallback that groups watchers by their queryset.
-Served only by tests (see test_e2e_model_streams.py).
+Served only by tests (see tests/e2e/test_e2e_model_streams.py).
 """
 
 import threading

@@ -2,7 +2,7 @@
 
 Each test documents one behaviour of the WebSocket transport (shared/protocol.md)
 or of the example project's ``interop`` service (shared/interop.md). The client
-is written from the protocol alone (see ``wsclient.py``); nothing of
+is written from the protocol alone (see ``tests/wsclient.py``); nothing of
 streaming_app is imported.
 """
 

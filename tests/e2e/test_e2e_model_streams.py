@@ -366,13 +366,13 @@ async def test_watch_over_sse_resumes_with_last_event_id(daphne_on_redis):
 
 @pytest.fixture
 def watch_probe(tmp_path, redis_url):
-    """A daphne of the example project plus ``watchprobe`` (tests/watchprobe_asgi.py) on Redis,
+    """A daphne of the example project plus ``watchprobe`` (tests/probes/watchprobe_asgi.py) on Redis,
     counting its own SQL statements; this process publishes through the same Redis."""
     from django.test import override_settings
 
     from conftest import start_server
 
-    server = start_server(tmp_path, app="watchprobe_asgi:application", env={"REDIS_URL": redis_url})
+    server = start_server(tmp_path, app="probes.watchprobe_asgi:application", env={"REDIS_URL": redis_url})
     with override_settings(STREAMING={"BROKER": redis_url}):
         yield server
     server.stop()

@@ -5,7 +5,7 @@ collection every ~3 s, each a 80-105 ms pause of every stream on the process
 (bench/fanout.py). The collector is the whole process's, so nothing changes
 unless ``STREAMING["GC_GEN0_THRESHOLD"]`` is set; the example project sets it
 to 10,000. The servers here are real daphnes; ``/gcprobe``
-(tests/gcprobe_asgi.py) reports the process's thresholds.
+(tests/probes/gcprobe_asgi.py) reports the process's thresholds.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ INTERPRETER_DEFAULT = int(subprocess.check_output([sys.executable, "-c", "import
 @pytest.fixture
 def gc_server(tmp_path, request):
     env = getattr(request, "param", None) or {}
-    server = start_server(tmp_path, app="gcprobe_asgi:application", env=env)
+    server = start_server(tmp_path, app="probes.gcprobe_asgi:application", env=env)
     yield server
     server.stop()
 
@@ -71,7 +71,7 @@ async def test_an_http_stream_raises_it_too(gc_server):
     assert thresholds(gc_server)[0] == 10_000
 
 
-@pytest.mark.parametrize("gc_server", [{"DJANGO_SETTINGS_MODULE": "gcuntouched_settings"}], indirect=True)
+@pytest.mark.parametrize("gc_server", [{"DJANGO_SETTINGS_MODULE": "probes.gcuntouched_settings"}], indirect=True)
 async def test_a_project_that_does_not_ask_keeps_the_interpreters_collector(gc_server):
     conn = await connect(gc_server.ws_url)
     try:

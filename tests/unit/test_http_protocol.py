@@ -36,7 +36,7 @@ from streaming_app.protocol.http import (
     result_body,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STREAM_OFFERS = [SSE, NDJSON]
 
 

@@ -9,7 +9,7 @@ compared with ``streaming_app/protocol/codes.py`` and
 
 For the Node tests (``tests/js/*.test.mjs``, Node's test runner) pytest
 starts the server of the example project (with the ``flowprobe``
-namespace of ``tests/flowprobe_asgi.py``), creates users, a token and a
+namespace of ``tests/probes/flowprobe_asgi.py``), creates users, a token and a
 session in the test database, and runs ``node --test`` over the files with
 the server's URL and the credentials in the environment; node's output is
 shown when it fails. ``tests/js/reconnect.test.mjs`` starts, kills and
@@ -79,7 +79,7 @@ def js_packages(node) -> None:
 
 @pytest.fixture
 def probe_server(tmp_path):
-    server = start_server(tmp_path, app="flowprobe_asgi:application")
+    server = start_server(tmp_path, app="probes.flowprobe_asgi:application")
     yield server
     server.stop()
 

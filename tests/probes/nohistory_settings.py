@@ -1,6 +1,6 @@
 """The example project's settings with no topic history, for what a server does without one.
 
-``DJANGO_SETTINGS_MODULE=nohistory_settings`` with ``tests/`` on PYTHONPATH.
+``DJANGO_SETTINGS_MODULE=probes.nohistory_settings`` with ``tests/`` on PYTHONPATH.
 """
 
 from project.settings import *  # noqa: F401,F403

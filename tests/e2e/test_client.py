@@ -226,7 +226,7 @@ async def test_a_closed_client_refuses_new_calls(daphne_server):
 def probe_server(tmp_path):
     from conftest import start_server
 
-    server = start_server(tmp_path, app="flowprobe_asgi:application")
+    server = start_server(tmp_path, app="probes.flowprobe_asgi:application")
     yield server
     server.stop()
 

@@ -2,7 +2,7 @@
 
 Each test documents one behaviour of the HTTP transport (shared/protocol.md,
 "HTTP transport") against the example project's ``interop`` service, or the
-probe methods of ``httpprobe_asgi.py`` on the ``probe_server`` (keepalives
+probe methods of ``probes/httpprobe_asgi.py`` on the ``probe_server`` (keepalives
 every 0.25 s, ``retry: 500``, deadlines capped at 30 s). Nothing of
 streaming_app is imported.
 """
@@ -548,7 +548,7 @@ def test_under_uvicorn_a_reader_that_stops_holds_the_handler_at_its_yield(tmp_pa
     """
     n = 2_000_000
     with django_db_blocker.unblock():
-        server = start_server(tmp_path, server="uvicorn", app="flowprobe_asgi:application")
+        server = start_server(tmp_path, server="uvicorn", app="probes.flowprobe_asgi:application")
     try:
         with client(server) as http, socket.create_connection(("127.0.0.1", server.port)) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)

@@ -1,6 +1,6 @@
 """The example project plus probe methods that let tests look inside HTTP calls.
 
-Served by the ``probe_server`` fixture (with ``httpprobe_settings``). State is
+Served by the ``probe_server`` fixture (with ``probes.httpprobe_settings``). State is
 kept in this process, which is the only one the tests talk to.
 """
 
@@ -8,7 +8,7 @@ import asyncio
 import datetime
 import os
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "httpprobe_settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "probes.httpprobe_settings")
 
 from project.asgi import application  # noqa: E402,F401  (sets Django up)
 from rest_framework.authentication import TokenAuthentication  # noqa: E402
