@@ -238,7 +238,7 @@ class Stream(ClientCall):
         return self.ready is not None
 
     @property
-    def result(self) -> Any:  # type: ignore[override]
+    def result(self) -> Any:
         if not self.done:
             raise RuntimeError("the stream's result is known once iteration has finished")
         return self._result

@@ -411,7 +411,7 @@ class StreamClient:
                     continue
                 if isinstance(frame, (NextFrame, EndFrame, ErrorFrame, ReadyFrame)):
                     if frame.id is None:
-                        logger.warning("streaming_app client: connection error %s: %s", frame.code, frame.message)  # type: ignore[union-attr]
+                        logger.warning("streaming_app client: connection error %s: %s", frame.code, frame.message)
                         continue
                     call = self._calls.get(frame.id)
                     if call is not None:
