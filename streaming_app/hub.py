@@ -240,10 +240,11 @@ class Hub:
         # No await from here on: the position is exactly where delivery starts.
         topic.subscribers.add(subscription)
         epoch, here = topic.epoch, topic.offset
+        assert epoch is not None, "a ready topic knows its position"
         subscription.position = f"{epoch}:{here}"
         if subscription.resume is not None:
             # Live first, history second: what is published meanwhile is queued.
-            await self._recover(subscription, epoch, here)  # type: ignore[arg-type]
+            await self._recover(subscription, epoch, here)
 
     async def _recover(self, subscription: Subscription, epoch: str, here: int) -> None:
         """Queue what a resuming subscriber missed, if the history still has all of it."""

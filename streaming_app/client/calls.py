@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, AsyncGenerator, Protocol
 
 from ..exceptions import DataLoss, StreamError, Unavailable
 from ..flow import CreditGate
@@ -108,10 +108,10 @@ class ClientCall:
 
     # -- items ----------------------------------------------------------------------
 
-    def __aiter__(self) -> AsyncIterator[Any]:
+    def __aiter__(self) -> AsyncGenerator[Any, None]:
         return self._items()
 
-    async def _items(self) -> AsyncIterator[Any]:
+    async def _items(self) -> AsyncGenerator[Any, None]:
         # A generator, so that leaving an ``async for`` early (``break``, an
         # exception) finalizes it and the call is cancelled on the server.
         try:
