@@ -238,9 +238,9 @@ class Hub:
             self.loop.create_task(self._locate(name, topic))
         await asyncio.shield(topic.ready)
         # No await from here on: the position is exactly where delivery starts.
-        topic.subscribers.add(subscription)
         epoch, here = topic.epoch, topic.offset
         assert epoch is not None, "a ready topic knows its position"
+        topic.subscribers.add(subscription)
         subscription.position = f"{epoch}:{here}"
         if subscription.resume is not None:
             # Live first, history second: what is published meanwhile is queued.
