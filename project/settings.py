@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -69,7 +70,7 @@ TEMPLATES = [
 ASGI_APPLICATION = "project.asgi.application"  # dotted path; the daphne CLI form is project.asgi:application
 
 
-def database_from_url(url: str) -> dict:
+def database_from_url(url: str) -> dict[str, Any]:
     """The DATABASES entry for a ``DATABASE_URL`` (sqlite and PostgreSQL)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":

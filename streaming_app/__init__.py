@@ -8,7 +8,25 @@ needs no configured settings.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # What a type checker sees ("as" re-exports each name); at run time
+    # __getattr__ below imports each on first use.
+    from .changes import publish_changes as publish_changes
+    from .context import CallContext as CallContext
+    from .decorators import (
+        bidi_stream as bidi_stream,
+        client_stream as client_stream,
+        server_stream as server_stream,
+        unary as unary,
+    )
+    from .events import Event as Event
+    from .exceptions import StreamError as StreamError
+    from .generics import ModelStreamView as ModelStreamView
+    from .registry import register as register, registry as registry
+    from .topics import apublish as apublish, publish as publish, subscribe as subscribe
+    from .views import StreamView as StreamView
 
 __version__ = "0.1.0"
 

@@ -13,7 +13,7 @@ caching) and a ``has_*_permission`` check on the model permissions:
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -32,6 +32,17 @@ from .models import EndpointSwitch, FinishedCall, LiveCall
 from .registry import registry
 from .admin_streams import LIVE_METHOD, NAMESPACE
 from .topics import publish
+
+if TYPE_CHECKING:
+    # django-stubs declare these generic in their model; Django's classes take
+    # no subscript at run time.
+    _LiveCallAdmin = admin.ModelAdmin[LiveCall]
+    _EndpointSwitchAdmin = admin.ModelAdmin[EndpointSwitch]
+    _FinishedCallAdmin = admin.ModelAdmin[FinishedCall]
+    _EndpointSwitchModelForm = forms.ModelForm[EndpointSwitch]
+else:
+    _LiveCallAdmin = _EndpointSwitchAdmin = _FinishedCallAdmin = admin.ModelAdmin
+    _EndpointSwitchModelForm = forms.ModelForm
 
 RESERVED_TOPIC_PREFIX = "streaming_app."
 
@@ -57,7 +68,7 @@ def _bad_request(message: str) -> JsonResponse:
 
 
 @admin.register(LiveCall)
-class LiveCallAdmin(admin.ModelAdmin):
+class LiveCallAdmin(_LiveCallAdmin):
     """The live page, in place of a changelist (there is no table behind it)."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -140,9 +151,9 @@ class LiveCallAdmin(admin.ModelAdmin):
         if not isinstance(process, str) or not process or not isinstance(conn, str) or not conn:
             return _bad_request("Give the call's process and connection.")
         call_id: int | None = None
-        if call not in (None, ""):
+        if call is not None and call != "":
             try:
-                call_id = int(call)  # type: ignore[arg-type]
+                call_id = int(call)
             except (TypeError, ValueError):
                 return _bad_request("The call id must be an integer.")
         try:
@@ -192,20 +203,20 @@ class LiveCallAdmin(admin.ModelAdmin):
         return JsonResponse({"ok": True, "name": name, "disabled": disabled, "end_open": disabled and end_open})
 
 
-class EndpointSwitchForm(forms.ModelForm):
+class EndpointSwitchForm(_EndpointSwitchModelForm):
     class Meta:
         model = EndpointSwitch
         fields = ["name", "disabled", "note"]
 
     def clean_name(self) -> str:
-        name = self.cleaned_data["name"]
+        name: str = self.cleaned_data["name"]
         if name not in endpoint_names():
             raise forms.ValidationError("Not a registered method or namespace (the admin's own cannot be switched).")
         return name
 
 
 @admin.register(EndpointSwitch)
-class EndpointSwitchAdmin(admin.ModelAdmin):
+class EndpointSwitchAdmin(_EndpointSwitchAdmin):
     form = EndpointSwitchForm
     list_display = ["name", "disabled", "note", "changed_at", "changed_by"]
     list_filter = ["disabled"]
@@ -246,7 +257,7 @@ class EndpointSwitchAdmin(admin.ModelAdmin):
 
 
 @admin.register(FinishedCall)
-class FinishedCallAdmin(admin.ModelAdmin):
+class FinishedCallAdmin(_FinishedCallAdmin):
     """History, read-only: rows are written by the server processes, never edited."""
 
     list_display = [

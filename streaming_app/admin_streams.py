@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, AsyncIterator
 
 from channels.db import database_sync_to_async
 from django.db.models import Count
@@ -21,6 +21,7 @@ from django.utils import timezone
 from rest_framework.permissions import BasePermission
 
 from .conf import streaming_settings
+from .context import CallContext
 from .decorators import server_stream
 from .monitor import live_calls
 from .registry import registry
@@ -112,7 +113,7 @@ class StreamingAdminStreams(StreamView):
     permission_classes = [CanViewLiveCalls]
 
     @server_stream
-    async def live(self, ctx: Any, interval: float | None = None):
+    async def live(self, ctx: CallContext, interval: float | None = None) -> AsyncIterator[dict[str, Any]]:
         """A snapshot now, then one every ``interval`` seconds (default: the flush interval)."""
         period = float(interval or streaming_settings.MONITOR_INTERVAL)
         period = min(max(period, 0.2), 60.0)

@@ -160,15 +160,16 @@ def _literal(choices: tuple[Any, ...]) -> Converter:
 
 
 def _union(members: tuple[Any, ...]) -> Converter | None:
-    converters = [converter_for(member) for member in members]
-    if any(c is None for c in converters):
+    found = [converter_for(member) for member in members]
+    converters = [c for c in found if c is not None]
+    if len(converters) < len(found):
         return None
 
     def convert(value: Any) -> Any:
         messages = []
         for member_convert in converters:
             try:
-                return member_convert(value)  # type: ignore[misc]
+                return member_convert(value)
             except Invalid as exc:
                 messages.append(exc.message)
         raise Invalid(" Or: ".join(dict.fromkeys(messages)))

@@ -62,7 +62,7 @@ class TicketAuthentication(authentication.BaseAuthentication):
             user = redeem_ticket(ticket)
         except InvalidTicket as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from None
-        request._request._streaming_ticket_user = user
+        setattr(request._request, "_streaming_ticket_user", user)
         return (user, ticket)
 
     def authenticate_header(self, request: Request) -> str:

@@ -142,7 +142,7 @@ class ChangeFeed:
     def __init__(self, kept: int = KEPT_READS) -> None:
         self.kept = kept
         self._reads: OrderedDict[Hashable, asyncio.Future[ChangedRows]] = OrderedDict()
-        self._must_read: set[Hashable] = set()
+        self._must_read: set[type] = set()
         self.reads_started = 0  # how many reads this feed ran (the benchmark and tests report it)
 
     def ready(self, key: Hashable) -> ChangedRows | None:
@@ -152,11 +152,11 @@ class ChangeFeed:
             return future.result()
         return None
 
-    def must_read(self, kind: Hashable) -> bool:
+    def must_read(self, kind: type) -> bool:
         """Whether rows of ``kind`` (a view class) are read even when their event carries them."""
         return kind in self._must_read
 
-    def read_from_now_on(self, kind: Hashable) -> None:
+    def read_from_now_on(self, kind: type) -> None:
         self._must_read.add(kind)
 
     async def rows(

@@ -17,9 +17,10 @@ by key (``publish_changes``, the bulk writes) carry no row and are read.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 from django.db import models, router, transaction
 from django.db.models.signals import post_delete, post_save
@@ -82,7 +83,7 @@ def publish_changes(
     for start in range(0, len(pk_list), PKS_PER_EVENT):
         event = {"op": op, "pks": pk_list[start : start + PKS_PER_EVENT]}
         transaction.on_commit(
-            lambda event=event: publish(topic, event), using=using or router.db_for_write(model), robust=True
+            functools.partial(publish, topic, event), using=using or router.db_for_write(model), robust=True
         )
 
 
@@ -117,14 +118,17 @@ class ChangeQuerySet(models.QuerySet[M]):
         publish_changes(self.model, [obj.pk for obj in created], op=CREATED, using=self.db)
         return created
 
-    def bulk_update(self, objs: Iterable[M], fields: Sequence[str], *args: Any, **kwargs: Any) -> int:
+    def bulk_update(self, objs: Iterable[M], fields: Iterable[str], batch_size: int | None = None) -> int:
         objs = list(objs)
-        count = super().bulk_update(objs, fields, *args, **kwargs)
+        count = super().bulk_update(objs, fields, batch_size)
         publish_changes(self.model, [obj.pk for obj in objs], op=UPDATED, using=self.db)
         return count
 
 
-class ChangeManager(models.Manager.from_queryset(ChangeQuerySet)):  # type: ignore[misc]
+_ChangeManagerBase = models.Manager.from_queryset(ChangeQuerySet)
+
+
+class ChangeManager(_ChangeManagerBase[M]):
     """``objects = ChangeManager()``: the default manager of a model with change streams."""
 
 
@@ -151,7 +155,8 @@ def _row(model: type[models.Model], instance: models.Model) -> dict[str, Any] | 
            "data": data}
     try:
         # Encoded now, so a value JSON cannot hold costs the row, never the event.
-        return json.loads(json.dumps(row, default=json_default))
+        encoded: dict[str, Any] = json.loads(json.dumps(row, default=json_default))
+        return encoded
     except (TypeError, ValueError):
         logger.debug("A saved %s has values JSON cannot hold; its watchers read it", model._meta.label, exc_info=True)
         return None

@@ -118,7 +118,8 @@ def handle(owner: Any, data: Any) -> None:
     except (signing.BadSignature, TypeError):
         logger.warning("streaming_app: ignored a control command with a bad or expired signature")
         return
-    handler = _handlers.get(command.get("op")) if isinstance(command, dict) else None
+    op = command.get("op") if isinstance(command, dict) else None
+    handler = _handlers.get(op) if isinstance(op, str) else None
     if handler is not None:
         handler(owner, command)
 

@@ -47,10 +47,12 @@ def is_loop_safe(permission: Any) -> bool:
     is one of DRF's in :data:`LOOP_SAFE_PERMISSIONS`, or when it combines
     (``&``, ``|``, ``~``) permissions that all are.
     """
+    # The ignores: DRF sets op1/op2 in AND/OR/NOT.__init__, which
+    # djangorestframework-stubs 3.16 do not declare.
     if isinstance(permission, (permissions.AND, permissions.OR)):
-        return is_loop_safe(permission.op1) and is_loop_safe(permission.op2)
+        return is_loop_safe(permission.op1) and is_loop_safe(permission.op2)  # type: ignore[union-attr]
     if isinstance(permission, permissions.NOT):
-        return is_loop_safe(permission.op1)
+        return is_loop_safe(permission.op1)  # type: ignore[attr-defined]
     if isinstance(permission, permissions.OperandHolder):
         return is_loop_safe(permission.op1_class) and is_loop_safe(permission.op2_class)
     if isinstance(permission, permissions.SingleOperandHolder):
@@ -100,7 +102,8 @@ async def call_sync_policy(func: Callable[..., T], *args: Any) -> T:
             return func(*args)
         except SynchronousOnlyOperation:
             pass
-    return await database_sync_to_async(func)(*args)
+    result: T = await database_sync_to_async(func)(*args)  # channels ships no types
+    return result
 
 
 async def run_in_worker(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -109,7 +112,8 @@ async def run_in_worker(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     Not thread-sensitive: two slow sync handlers run side by side, and each
     thread's connection is checked before and after the handler.
     """
-    return await database_sync_to_async(func, thread_sensitive=False)(*args, **kwargs)
+    result: T = await database_sync_to_async(func, thread_sensitive=False)(*args, **kwargs)  # channels ships no types
+    return result
 
 
 class StaleConnectionReaper:

@@ -7,7 +7,7 @@ when a view is registered, and checks the function has the right shape.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, TypeVar, overload
+from typing import Any, Callable, Protocol, Sequence, TypeVar, overload
 
 from .protocol.session import CallKind
 
@@ -24,7 +24,23 @@ class MethodOptions:
     permission_classes: Sequence[type] | None = None
 
 
-def _marker(kind: CallKind) -> Callable[..., Any]:
+class MethodMarker(Protocol):
+    """``@unary`` and its siblings: used bare, or called with options first."""
+
+    @overload
+    def __call__(self, func: F, /) -> F: ...
+
+    @overload
+    def __call__(
+        self,
+        *,
+        name: str | None = None,
+        serializer_class: type | None = None,
+        permission_classes: Sequence[type] | None = None,
+    ) -> Callable[[F], F]: ...
+
+
+def _marker(kind: CallKind) -> MethodMarker:
     @overload
     def decorate(func: F) -> F: ...
 
@@ -42,7 +58,7 @@ def _marker(kind: CallKind) -> Callable[..., Any]:
         name: str | None = None,
         serializer_class: type | None = None,
         permission_classes: Sequence[type] | None = None,
-    ) -> Any:
+    ) -> F | Callable[[F], F]:
         options = MethodOptions(kind, name, serializer_class, permission_classes)
 
         def mark(f: F) -> F:

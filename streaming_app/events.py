@@ -36,7 +36,8 @@ class Event:
     def data(self) -> Any:
         """The item itself (decoded on first use when it arrived as JSON)."""
         if self._data is _UNPARSED:
-            self._data = json.loads(self._json)  # type: ignore[arg-type]
+            assert self._json is not None, "from_json() set both"
+            self._data = json.loads(self._json)
         return self._data
 
     def encode(self, default: Any = None) -> str:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, ClassVar, Hashab
 
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, SynchronousOnlyOperation
 from django.db import models
+from django.db.models.fields.related import RelatedField
 
 from . import exceptions
 from .changefeed import ChangedRows, ChangeFeed, get_feed
@@ -81,7 +82,7 @@ def filter_field(model: type[models.Model], name: str) -> models.Field[Any, Any]
 
 def filter_type(field: models.Field[Any, Any]) -> type:
     """The Python type a filter on ``field`` takes."""
-    target = field.target_field if field.is_relation else field  # type: ignore[attr-defined]
+    target = field.target_field if isinstance(field, RelatedField) else field
     for field_class, python_type in _FIELD_TYPES:
         if isinstance(target, field_class):
             return python_type
@@ -121,7 +122,7 @@ def _watch_method(owner: str, parameters: list[inspect.Parameter], annotations: 
     """
     func = _flat_watch
     watch = types.FunctionType(func.__code__, func.__globals__, "watch", func.__defaults__, func.__closure__)
-    watch.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    setattr(watch, "__signature__", inspect.Signature(parameters))  # what inspect.signature() reads
     watch.__annotations__ = annotations
     watch.__doc__ = doc
     watch.__qualname__ = f"{owner}.watch"
@@ -179,7 +180,7 @@ class ModelStreamView(StreamView):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.queryset is not None and "watch" not in cls.__dict__:
-            cls.watch = _watch_for(cls)  # type: ignore[method-assign]
+            cls.watch = _watch_for(cls)
 
     @classmethod
     def on_registered(cls) -> None:
@@ -432,7 +433,9 @@ class _Watch:
     def read(self, pks: list[Any]) -> dict[Any, models.Model]:
         """The changed rows now: through the shared ``queryset`` (fast path) or this group's queryset."""
         if self.fast:
-            queryset = self.view.queryset.all()  # type: ignore[union-attr]
+            shared = self.view.queryset
+            assert shared is not None, "a view with no queryset has no watch"
+            queryset = shared.all()
         else:
             queryset = self.view.filter_queryset(self.view.get_queryset(), self.filters)
         return {wire_pk(row.pk): row for row in queryset.filter(pk__in=pks)}

@@ -27,7 +27,8 @@ ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 
 
 def header(scope: Mapping[str, Any], name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", ())
+    for key, value in headers:
         if key.lower() == name:
             return value.decode("latin1")
     return None
@@ -122,7 +123,8 @@ def build_request(scope: Mapping[str, Any], authenticators: list[Any]) -> Reques
     http_request = ASGIRequest({**scope, "method": "GET"}, io.BytesIO())
     scope_user = scope.get("user")
     if scope_user is not None and getattr(scope_user, "is_authenticated", False):
-        http_request._force_auth_user = scope_user
+        # DRF's Request reads this attribute of the request it wraps, as its test client sets it.
+        setattr(http_request, "_force_auth_user", scope_user)
     return Request(http_request, authenticators=authenticators)
 
 

@@ -238,12 +238,13 @@ class Hub:
             self.loop.create_task(self._locate(name, topic))
         await asyncio.shield(topic.ready)
         # No await from here on: the position is exactly where delivery starts.
-        topic.subscribers.add(subscription)
         epoch, here = topic.epoch, topic.offset
+        assert epoch is not None, "a ready topic knows its position"
+        topic.subscribers.add(subscription)
         subscription.position = f"{epoch}:{here}"
         if subscription.resume is not None:
             # Live first, history second: what is published meanwhile is queued.
-            await self._recover(subscription, epoch, here)  # type: ignore[arg-type]
+            await self._recover(subscription, epoch, here)
 
     async def _recover(self, subscription: Subscription, epoch: str, here: int) -> None:
         """Queue what a resuming subscriber missed, if the history still has all of it."""

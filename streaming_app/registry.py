@@ -14,7 +14,7 @@ import re
 import typing
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, overload
 
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
@@ -110,10 +110,19 @@ class StreamRegistry:
         self._methods: dict[str, StreamMethod] = {}
         self._views: dict[str, type[StreamView]] = {}
 
-    def register(self, view_class: V | None = None, *, namespace: str | None = None) -> Any:
+    @overload
+    def register(self, view_class: V, *, namespace: str | None = None) -> V: ...
+
+    @overload
+    def register(self, view_class: None = None, *, namespace: str | None = None) -> Callable[[V], V]: ...
+
+    def register(self, view_class: V | None = None, *, namespace: str | None = None) -> V | Callable[[V], V]:
         """Register a view class; usable as ``@register`` or ``@register(namespace="x")``."""
         if view_class is None:
-            return lambda cls: self.register(cls, namespace=namespace)
+            def register_with_namespace(cls: V) -> V:
+                return self.register(cls, namespace=namespace)
+
+            return register_with_namespace
         namespace = namespace or view_class.namespace
         where = f"{view_class.__module__}.{view_class.__qualname__}"
         if not isinstance(view_class, type) or not issubclass(view_class, StreamView):
@@ -181,6 +190,16 @@ class StreamRegistry:
 registry = StreamRegistry()
 
 
-def register(view_class: V | None = None, *, namespace: str | None = None) -> Any:
+@overload
+def register(view_class: V, *, namespace: str | None = None) -> V: ...
+
+
+@overload
+def register(view_class: None = None, *, namespace: str | None = None) -> Callable[[V], V]: ...
+
+
+def register(view_class: V | None = None, *, namespace: str | None = None) -> V | Callable[[V], V]:
     """Register a stream view with the default registry."""
+    if view_class is None:
+        return registry.register(namespace=namespace)
     return registry.register(view_class, namespace=namespace)

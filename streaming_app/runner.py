@@ -332,7 +332,7 @@ async def _authenticate_for_view(view: StreamView, ctx: CallContext) -> Request:
     """
     authenticators = view.get_authenticators()
     http_request = ctx.request._request
-    cache = http_request.__dict__.setdefault("_streaming_view_requests", {})
+    cache: dict[tuple[type, ...], Request] = http_request.__dict__.setdefault("_streaming_view_requests", {})
     key = tuple(type(a) for a in authenticators)
     request = cache.get(key)
     if request is None:

@@ -93,7 +93,8 @@ class StreamTestClient:
         message = await self.communicator.receive_output(timeout or self.timeout)
         if message["type"] == "websocket.close":
             raise ConnectionClosed(message.get("code"))
-        return json.loads(message["text"])
+        frame: dict[str, Any] = json.loads(message["text"])
+        return frame
 
     async def receive_close(self, timeout: float | None = None) -> int | None:
         """Read frames until the server closes; return its close code."""
@@ -104,7 +105,8 @@ class StreamTestClient:
                 return closed.code
 
     async def nothing_received(self, timeout: float = 0.1) -> bool:
-        return await self.communicator.receive_nothing(timeout)
+        nothing: bool = await self.communicator.receive_nothing(timeout)  # channels ships no types
+        return nothing
 
     # -- calls ------------------------------------------------------------------------
 

@@ -45,7 +45,8 @@ def redeem_ticket(ticket: str) -> Any:
         raise InvalidTicket("Ticket expired.") from None
     except (signing.BadSignature, ValueError):
         raise InvalidTicket("Invalid ticket.") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("n"), str):
+    nonce, user_id = (payload.get("n"), payload.get("u")) if isinstance(payload, dict) else (None, None)
+    if not isinstance(nonce, str) or not isinstance(user_id, str):
         raise InvalidTicket("Invalid ticket.")
     from .models import RedeemedTicket
 
@@ -53,14 +54,14 @@ def redeem_ticket(ticket: str) -> Any:
     try:
         with transaction.atomic():
             RedeemedTicket.objects.create(
-                nonce=payload["n"][:64], expires_at=now + datetime.timedelta(seconds=max_age)
+                nonce=nonce[:64], expires_at=now + datetime.timedelta(seconds=max_age)
             )
     except IntegrityError:
         raise InvalidTicket("Ticket already used.") from None
     RedeemedTicket.objects.filter(expires_at__lt=now).delete()
     user_model = get_user_model()
     try:
-        user = user_model._default_manager.get(pk=payload.get("u"))
+        user = user_model._default_manager.get(pk=user_id)
     except (user_model.DoesNotExist, ValueError, TypeError):
         raise InvalidTicket("Invalid ticket.") from None
     if not user.is_active:

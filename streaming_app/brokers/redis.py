@@ -131,7 +131,7 @@ class RedisBroker(Broker):
                 self._sync = (client, client.register_script(PUBLISH_SCRIPT))
         _, script = self._sync
         try:
-            eid = script(keys=self._keys(topic), args=self._publish_args(topic, data_json))
+            eid: bytes = script(keys=self._keys(topic), args=self._publish_args(topic, data_json))
         except (redis.RedisError, OSError) as exc:
             raise Unavailable(f"The broker (Redis) is unreachable: {exc}") from exc
         return eid.decode()
@@ -139,7 +139,7 @@ class RedisBroker(Broker):
     async def apublish(self, topic: str, data_json: str) -> str:
         _, script = self._client()
         try:
-            eid = await script(keys=self._keys(topic), args=self._publish_args(topic, data_json))
+            eid: bytes = await script(keys=self._keys(topic), args=self._publish_args(topic, data_json))
         except (redis.RedisError, OSError) as exc:
             raise Unavailable(f"The broker (Redis) is unreachable: {exc}") from exc
         return eid.decode()

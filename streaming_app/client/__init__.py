@@ -5,10 +5,33 @@
         async for item in client.stream("interop.count", n=3): ...
 """
 
+from typing import TYPE_CHECKING
+
 from ..exceptions import ERROR_CLASSES, StreamError
 from .calls import ClientCall, StateLost, Stream
 from .client import ConnectionState, StreamClient
 from .sync import SyncCall, SyncStreamClient
+
+if TYPE_CHECKING:
+    # The per-code classes as a type checker sees them; __getattr__ serves them at run time.
+    from ..exceptions import (
+        Aborted as Aborted,
+        AlreadyExists as AlreadyExists,
+        Cancelled as Cancelled,
+        DataLoss as DataLoss,
+        DeadlineExceeded as DeadlineExceeded,
+        FailedPrecondition as FailedPrecondition,
+        Internal as Internal,
+        InvalidArgument as InvalidArgument,
+        NotFound as NotFound,
+        OutOfRange as OutOfRange,
+        PermissionDenied as PermissionDenied,
+        ResourceExhausted as ResourceExhausted,
+        Unauthenticated as Unauthenticated,
+        Unavailable as Unavailable,
+        Unimplemented as Unimplemented,
+        Unknown as Unknown,
+    )
 
 __all__ = ["ClientCall", "ConnectionState", "StateLost", "Stream", "StreamClient", "StreamError", "SyncCall", "SyncStreamClient", *sorted(c.__name__ for c in ERROR_CLASSES.values())]
 

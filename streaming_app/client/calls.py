@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, AsyncGenerator, Protocol
 
 from ..exceptions import DataLoss, StreamError, Unavailable
 from ..flow import CreditGate
@@ -108,10 +108,10 @@ class ClientCall:
 
     # -- items ----------------------------------------------------------------------
 
-    def __aiter__(self) -> AsyncIterator[Any]:
+    def __aiter__(self) -> AsyncGenerator[Any, None]:
         return self._items()
 
-    async def _items(self) -> AsyncIterator[Any]:
+    async def _items(self) -> AsyncGenerator[Any, None]:
         # A generator, so that leaving an ``async for`` early (``break``, an
         # exception) finalizes it and the call is cancelled on the server.
         try:
@@ -238,7 +238,7 @@ class Stream(ClientCall):
         return self.ready is not None
 
     @property
-    def result(self) -> Any:  # type: ignore[override]
+    def result(self) -> Any:
         if not self.done:
             raise RuntimeError("the stream's result is known once iteration has finished")
         return self._result

@@ -11,10 +11,11 @@ import contextlib
 import enum
 import logging
 import random
-from typing import Any, AsyncIterator, Callable, Mapping
+from typing import Any, AsyncGenerator, AsyncIterator, Callable, Mapping, TypeVar
 from urllib.parse import urlencode
 
 import websockets
+from websockets.typing import Subprotocol
 
 from ..exceptions import ResourceExhausted, Unauthenticated, Unavailable
 from ..protocol import frames as wire
@@ -34,6 +35,8 @@ from .calls import ClientCall, Stream
 from .heartbeat import Heartbeat
 
 logger = logging.getLogger("streaming_app.client")
+
+CallT = TypeVar("CallT", bound=ClientCall)
 
 
 class ConnectionState(str, enum.Enum):
@@ -195,7 +198,7 @@ class StreamClient:
         try:
             self._ws = await websockets.connect(
                 url,
-                subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+                subprotocols=[Subprotocol(SUBPROTOCOL)],
                 additional_headers=self.headers,
                 open_timeout=self.open_timeout,
                 max_size=None,
@@ -346,14 +349,14 @@ class StreamClient:
 
     async def _start(
         self,
-        cls: type[ClientCall],
+        cls: type[CallT],
         method: str,
         args: dict[str, Any] | None,
         kwargs: dict[str, Any],
         timeout: float | None,
         window: int | None,
         resume: str | None = None,
-    ) -> Any:
+    ) -> CallT:
         if self.state in (ConnectionState.RECONNECTING, ConnectionState.CONNECTING):
             await self._connected.wait()  # set once open again, or given up
         if self.state is not ConnectionState.OPEN or self._reader is None or self._reader.done():
@@ -411,7 +414,7 @@ class StreamClient:
                     continue
                 if isinstance(frame, (NextFrame, EndFrame, ErrorFrame, ReadyFrame)):
                     if frame.id is None:
-                        logger.warning("streaming_app client: connection error %s: %s", frame.code, frame.message)  # type: ignore[union-attr]
+                        logger.warning("streaming_app client: connection error %s: %s", frame.code, frame.message)
                         continue
                     call = self._calls.get(frame.id)
                     if call is not None:
@@ -497,7 +500,7 @@ class _PendingStream:
             self._stream = await self._client._start(Stream, method, args, kwargs, timeout, window, self._resume)
         return self._stream
 
-    async def __aiter__(self) -> Any:
+    async def __aiter__(self) -> AsyncGenerator[Any, None]:
         while True:
             stream = await self._started()
             try:

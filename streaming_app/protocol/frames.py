@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Callable, TypeGuard, Union
 
 from .codes import ErrorCode
 
@@ -119,8 +119,12 @@ ServerFrame = Union[
 # -- field checks -------------------------------------------------------------
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return type(value) is int  # bool is a subclass of int and is not an id
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    return type(value) in (int, float)  # not bool
 
 
 def _frame_id(obj: dict[str, Any], t: str) -> int:
@@ -253,7 +257,7 @@ def _parse_hello(obj: dict[str, Any]) -> HelloFrame:
     heartbeat, limits = obj.get("heartbeat"), obj.get("limits")
     if not _is_int(version) or not isinstance(conn, str):
         raise FrameError("'hello' frame needs an integer 'v' and a string 'conn'")
-    if type(heartbeat) not in (int, float) or not isinstance(limits, dict):
+    if not _is_number(heartbeat) or not isinstance(limits, dict):
         raise FrameError("'hello' frame needs a number 'heartbeat' and an object 'limits'")
     return HelloFrame(version, conn, heartbeat, limits)
 

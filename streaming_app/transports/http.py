@@ -43,7 +43,7 @@ from typing import Any, AsyncIterator
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.utils.cache import patch_vary_headers
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -324,13 +324,17 @@ class StreamHTTPView(DefaultAuthentication, View):
         # requests only, as DRF does: anonymous and bearer calls need no token.
         return csrf_exempt(super().as_view(**initkwargs))
 
-    async def get(self, request: HttpRequest, method: str) -> HttpResponse:
+    async def get(self, request: HttpRequest, method: str) -> HttpResponseBase:
         return await self.call(request, method)
 
-    async def post(self, request: HttpRequest, method: str) -> HttpResponse:
+    async def post(self, request: HttpRequest, method: str) -> HttpResponseBase:
         return await self.call(request, method)
 
-    async def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    # The ignore: django-stubs declare View's handler as sync only, while Django
+    # awaits the handlers of a view whose handlers are async (as its own does then).
+    async def http_method_not_allowed(  # type: ignore[override]
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
         allowed = [name.upper() for name in self.http_method_names]
         error = exceptions.Unimplemented(
             f"Method {request.method} is not allowed; call with {' or '.join(allowed)}.", {"allow": allowed}
@@ -352,7 +356,7 @@ class StreamHTTPView(DefaultAuthentication, View):
 
     # -- the call ----------------------------------------------------------------------
 
-    async def call(self, request: HttpRequest, name: str) -> HttpResponse:
+    async def call(self, request: HttpRequest, name: str) -> HttpResponseBase:
         received = time.monotonic()
         try:
             method = self.get_method(name)
@@ -382,7 +386,7 @@ class StreamHTTPView(DefaultAuthentication, View):
             response = self.error_response(as_stream_error(exc), request)
         return self.finalize(response)
 
-    async def respond(self, request: HttpRequest, runner: CallRunner, writer: HttpUnary) -> HttpResponse:
+    async def respond(self, request: HttpRequest, runner: CallRunner, writer: HttpUnary) -> HttpResponseBase:
         """The response, once the call has ended or (a server stream) passed its checks."""
         try:
             body = await asyncio.shield(writer.response)
@@ -397,15 +401,17 @@ class StreamHTTPView(DefaultAuthentication, View):
             return HttpResponse(body, content_type=JSON)
         return self.error_response(runner.error, request, body)
 
-    def finalize(self, response: HttpResponse) -> HttpResponse:
+    def finalize(self, response: HttpResponseBase) -> HttpResponseBase:
         patch_vary_headers(response, ["Accept"])
         return response
 
     def error_response(self, error: exceptions.StreamError, request: HttpRequest, body: str | None = None) -> HttpResponse:
         headers = {}
         if error.code.http_status == 401:
-            challenges = [a.authenticate_header(request) for a in self.get_authenticators()]
-            challenges = [c for c in challenges if c]
+            # DRF hands authenticators its Request, never the HttpRequest it wraps.
+            drf_request = Request(request)
+            offered = [a.authenticate_header(drf_request) for a in self.get_authenticators()]
+            challenges = [c for c in offered if c]
             if challenges:
                 headers["WWW-Authenticate"] = ", ".join(challenges)
         return error_response(error, headers=headers, body=body)

@@ -122,14 +122,14 @@ class WebSocketCall:
         """Send the call's one terminal frame, unless it was cancelled or its socket is gone."""
         if self.call.closed:
             return
-        self.consumer.session.close(self.call.id)  # type: ignore[union-attr]
+        self.consumer.accepted().session.close(self.call.id)
         await self.consumer.send_text(frame)
 
     def forget(self) -> None:
         self.consumer.forget(self)
 
 
-class StreamConsumer(DefaultAuthentication, AsyncConsumer):
+class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc]  # channels ships no types
     """Serves the methods of a registry over one multiplexed WebSocket.
 
     Route it like any consumer: ``path("ws/", StreamConsumer.as_asgi())``.
@@ -245,8 +245,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
     # -- frames ---------------------------------------------------------------------
 
     async def on_call(self, frame: CallFrame) -> None:
-        session = self.session
-        assert session is not None
+        session = self.accepted().session
         session.claim_id(frame.id)
         method = self.registry.get(frame.method)
         if method is None:
@@ -277,36 +276,42 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
         active.runner.start()
 
     async def on_next(self, frame: NextFrame) -> None:
-        call = self.session.lookup(frame.id, "next")  # type: ignore[union-attr]
+        connection = self.accepted()
+        call = connection.session.lookup(frame.id, "next")
         if call is None:
             return
         active = self.calls[frame.id]
         runner = active.runner
-        runner.item_received(self.connection.last_frame_size)  # type: ignore[union-attr]
+        runner.item_received(connection.last_frame_size)
         try:
             call.receive_item()
         except WindowExceeded as exc:
             runner.stop(EndReason.ERROR, exceptions.ResourceExhausted(str(exc)))
             return
-        active.inbox.put(frame.data)  # type: ignore[union-attr]
+        inbox = active.inbox
+        assert inbox is not None, "receive_item() refuses a call without a client half"
+        inbox.put(frame.data)
 
     async def on_end(self, frame: EndFrame) -> None:
-        call = self.session.lookup(frame.id, "end")  # type: ignore[union-attr]
+        call = self.accepted().session.lookup(frame.id, "end")
         if call is None:
             return
         call.end_client_half()
-        self.calls[frame.id].inbox.end()  # type: ignore[union-attr]
+        inbox = self.calls[frame.id].inbox
+        assert inbox is not None, "end_client_half() refuses a call without a client half"
+        inbox.end()
 
     async def on_credit(self, frame: CreditFrame) -> None:
-        call = self.session.lookup(frame.id, "credit")  # type: ignore[union-attr]
+        call = self.accepted().session.lookup(frame.id, "credit")
         if call is not None:
             self.calls[frame.id].gate.grant(frame.n)
 
     async def on_cancel(self, frame: CancelFrame) -> None:
-        call = self.session.lookup(frame.id, "cancel")  # type: ignore[union-attr]
+        session = self.accepted().session
+        call = session.lookup(frame.id, "cancel")
         if call is not None:
             self.calls[frame.id].runner.stop(EndReason.CANCELLED)
-            self.session.close(frame.id)  # type: ignore[union-attr]
+            session.close(frame.id)
 
     async def on_ping(self, frame: PingFrame) -> None:
         await self.send_text(wire.encode_pong(frame.data, default=json_default))
@@ -315,7 +320,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
         pass  # receiving it is the point: the connection saw the peer alive
 
     async def bad_frame(self, exc: FrameError) -> None:
-        frame, close_code = self.connection.bad_frame(exc)  # type: ignore[union-attr]
+        frame, close_code = self.accepted().bad_frame(exc)
         await self.send_text(frame)
         if close_code is not None:
             await self.close(close_code)
@@ -324,8 +329,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
 
     def checked_size(self, text: str, what: str) -> str:
         """A call's frame, or ``resource_exhausted`` for the call if it is over the frame limit."""
-        connection = self.connection
-        assert connection is not None
+        connection = self.accepted()
         if not connection.fits(text):
             max_frame = connection.limits.max_frame
             raise exceptions.ResourceExhausted(f"{what} is larger than the frame limit.", {"max_frame": max_frame})
@@ -346,6 +350,12 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):
             self.session.close(active.call.id)
 
     # -- connection -------------------------------------------------------------------
+
+    def accepted(self) -> ServerConnection:
+        """The protocol state of the accepted connection: frames and calls exist only once it is."""
+        connection = self.connection
+        assert connection is not None, "the connection was not accepted"
+        return connection
 
     def get_limits(self) -> Limits:
         """The connection's limits, from the ``STREAMING`` settings."""
