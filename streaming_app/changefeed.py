@@ -18,12 +18,14 @@ import asyncio
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, TypeVar
 
 from django.db import InterfaceError, OperationalError, connections
 
 from .encoding import json_default
 from .protocol import frames as wire
+
+T = TypeVar("T")
 
 # Reads kept for watchers that reach an event later than the first one: a
 # watcher behind by more events than this reads again (same result, more work).
@@ -70,9 +72,10 @@ async def close_connections() -> None:
         await asyncio.get_running_loop().run_in_executor(_executor, _close)
 
 
-async def run_read(func: Callable[[], Any]) -> Any:
+async def run_read(func: Callable[[], T]) -> T:
     """Run a read on the change-reading thread."""
-    return await asyncio.get_running_loop().run_in_executor(_reader(), _with_connection, func)
+    result: T = await asyncio.get_running_loop().run_in_executor(_reader(), _with_connection, func)
+    return result
 
 
 class ChangedRows:
