@@ -85,7 +85,13 @@ async def test_client_resumes_across_kills_of_its_server_with_no_gap_and_no_dupl
         async with StreamClient(f"ws://127.0.0.1:{port}/ws/", reconnect_initial=0.05, reconnect_max=0.5) as client:
             stream = client.stream("interop.subscribe", topic=topic)
             items = stream.__aiter__()
-            await asyncio.wait_for(stream._started(), 10)
+            started = await asyncio.wait_for(stream._started(), 10)
+            # The server sends ``ready`` once the subscription is live: publishing
+            # before it arrives could publish the first events to no one.
+            for _ in range(200):
+                if not started.frames.empty():
+                    break
+                await asyncio.sleep(0.05)
             publishing = asyncio.ensure_future(publish_sequence(publisher_server.ws_url, topic, total, pause=0.03))
             deadline = time.monotonic() + 120
             while len(got) < total and time.monotonic() < deadline:
