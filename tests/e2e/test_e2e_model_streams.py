@@ -27,17 +27,7 @@ def bearer(token: str) -> dict[str, str]:
 
 async def snapshot(conn: Connection, call_id: int, args: dict | None = None) -> list[dict]:
     """Start ``notes.watch``, read its ``ready`` and its snapshot chunks up to the last one."""
-    await conn.call(call_id, "notes.watch", args)
-    ready = await conn.recv_for(call_id)
-    assert ready["t"] == "ready", ready
-    rows: list[dict] = []
-    for _ in range(100):
-        frame = await conn.recv_for(call_id)
-        assert frame["t"] == "next" and frame["d"]["op"] == "snapshot", frame
-        rows.extend(frame["d"]["data"])
-        if frame["d"]["last"]:
-            return rows
-    raise AssertionError("snapshot never ended")
+    return (await watch(conn, call_id, args))[1]
 
 
 async def change(conn: Connection, call_id: int) -> dict:
