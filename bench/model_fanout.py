@@ -683,6 +683,8 @@ def main() -> None:
         sys.exit("DATABASE_URL must name a PostgreSQL database (migrated with project.settings)")
     redis_url = os.environ.get("REDIS_URL") or sys.exit("REDIS_URL must name a Redis database")
     env_base = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "DJANGO_DEBUG": "0",
+                # Persistent connections: a bearer handshake otherwise opens one per watcher.
+                "DJANGO_CONN_MAX_AGE": "60",
                 "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings"  # this process only sets up and deletes rows
     import django

@@ -96,6 +96,12 @@ def database_from_url(url: str) -> dict[str, Any]:
 DATABASES = {
     "default": database_from_url(os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 }
+# DJANGO_CONN_MAX_AGE (seconds): persistent connections for a deployment or a
+# benchmark. Unset (0), each request, handshake or sync handler opens its own
+# connection, as Django does by default; the test suite relies on that to drop
+# its database at the end.
+DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("DJANGO_CONN_MAX_AGE", "0"))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 REDIS_URL = os.environ.get("REDIS_URL")
 if REDIS_URL:
