@@ -152,11 +152,12 @@ async def _flat_watch(self: ModelStreamView, ctx: CallContext, **filters: Any) -
     feed = get_feed()
     async for event in subscription:
         items = await watch.items_for(feed, event)
+        eid = watch.eid(event.eid)  # once per event: this runs for every watcher
         if items:
             last = len(items) - 1
             for index, item_json in enumerate(items):
-                yield Event.from_json(item_json, eid=watch.eid(event.eid) if index == last else None)
-        watch.confirmed = watch.eid(event.eid)
+                yield Event.from_json(item_json, eid=eid if index == last else None)
+        watch.confirmed = eid
 
 
 class ModelStreamView(StreamView):
