@@ -147,15 +147,16 @@ def test_prune_command_deletes_history_older_than_the_retention_only(settings):
     with override_settings(STREAMING={**MEMORY, "HISTORY_RETENTION_DAYS": 7}):
         call_command("streaming_prune_history", stdout=out)
     assert "Deleted 1 finished calls" in out.getvalue()
-    assert list(FinishedCall.objects.values_list("pk", flat=True)) == [recent.pk]
-    assert old.pk not in FinishedCall.objects.values_list("pk", flat=True)
+    # The rows this test made only: the end-to-end tests' daphne servers write
+    # their own history into the same database.
+    assert list(FinishedCall.objects.filter(process="h:1").values_list("pk", flat=True)) == [recent.pk]
 
 
 def test_prune_command_keeps_everything_when_retention_is_none():
     finished("a.b", "completed", days_ago=400)
     with override_settings(STREAMING={**MEMORY, "HISTORY_RETENTION_DAYS": None}):
         call_command("streaming_prune_history", stdout=StringIO())
-    assert FinishedCall.objects.count() == 1
+    assert FinishedCall.objects.filter(process="h:1").count() == 1
 
 
 # -- the live stream method itself ----------------------------------------------
