@@ -238,3 +238,34 @@ def check_model_streams(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                     )
                 )
     return messages
+
+
+@register(Tags.compatibility)
+def check_method_schemas(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Methods whose types the schema and generated clients cannot know: untyped (W040) or unreadable (E040)."""
+    from .registry import registry
+    from .schema import method_problems
+
+    untyped, failed = method_problems(registry.methods())
+    messages: list[Any] = []
+    for method, problem in failed:
+        messages.append(
+            Error(
+                f"Method {method.name!r} ({method.view_class.__module__}.{method.view_class.__qualname__}."
+                f"{method.attr}) has an annotation with no JSON Schema: {problem}.",
+                hint="Use TypedDicts, dataclasses, DRF serializers, Literal, enums, list/dict, X | None "
+                "and plain JSON types, or pass item=/result= to the method's decorator.",
+                obj=method.view_class, id="streaming_app.E040",
+            )
+        )
+    if untyped:
+        listed = "; ".join(f"{method.name} ({', '.join(parts)})" for method, parts in untyped)
+        messages.append(
+            Warning(
+                f"{len(untyped)} streaming method(s) are untyped, so their schema says 'any JSON value': {listed}.",
+                hint="Annotate arguments, return (-> TypedDict, -> AsyncIterator[Item]) and client items, "
+                "or pass item=/result= to the decorator (docs/schema.md).",
+                id="streaming_app.W040",
+            )
+        )
+    return messages

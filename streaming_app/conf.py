@@ -197,6 +197,20 @@ SCHEMA: dict[str, Setting] = {
         "/ws/", "a path or a ws:// URL", lambda v: isinstance(v, str) and v.startswith(("/", "ws://", "wss://")),
         "streaming_app.E012", hint="The route of StreamConsumer in your asgi.py, e.g. '/ws/'.",
     ),
+    # The schema (docs/schema.md): DRF permission classes of ``GET <prefix>/_schema``
+    # (authenticated by DEFAULT_AUTHENTICATION_CLASSES); the AsyncAPI document's info.
+    "SCHEMA_PERMISSION_CLASSES": Setting(
+        ["rest_framework.permissions.IsAdminUser"],
+        "a list of dotted paths of DRF permission classes", _dotted_paths, "streaming_app.E041",
+        hint="E.g. ['rest_framework.permissions.IsAdminUser'] (staff only, the default) or "
+        "['rest_framework.permissions.AllowAny'] for a public contract.", import_strings=True,
+    ),
+    "SCHEMA_INFO": Setting(
+        {"title": "streaming_app API", "version": "1.0.0"},
+        "a dict with string 'title' and 'version'",
+        lambda v: isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("title", "version")),
+        "streaming_app.E042", hint="The AsyncAPI document's info: {'title': 'Orders', 'version': '2.1.0'}.",
+    ),
     # The garbage collector's young-generation threshold, raised to this once a
     # process serves its first stream (never lowered). Off (None) unless the
     # project asks: it changes the whole process's collector. 10_000 took a

@@ -22,6 +22,10 @@ class MethodOptions:
     name: str | None = None
     serializer_class: type | None = None
     permission_classes: Sequence[type] | None = None
+    # What the method sends, when its annotations cannot say it (see streaming_app.schema):
+    # a type hint or a DRF serializer class for each item and for the result.
+    item: Any = None
+    result: Any = None
 
 
 class MethodMarker(Protocol):
@@ -37,6 +41,8 @@ class MethodMarker(Protocol):
         name: str | None = None,
         serializer_class: type | None = None,
         permission_classes: Sequence[type] | None = None,
+        item: Any = None,
+        result: Any = None,
     ) -> Callable[[F], F]: ...
 
 
@@ -50,6 +56,8 @@ def _marker(kind: CallKind) -> MethodMarker:
         name: str | None = None,
         serializer_class: type | None = None,
         permission_classes: Sequence[type] | None = None,
+        item: Any = None,
+        result: Any = None,
     ) -> Callable[[F], F]: ...
 
     def decorate(
@@ -58,8 +66,10 @@ def _marker(kind: CallKind) -> MethodMarker:
         name: str | None = None,
         serializer_class: type | None = None,
         permission_classes: Sequence[type] | None = None,
+        item: Any = None,
+        result: Any = None,
     ) -> F | Callable[[F], F]:
-        options = MethodOptions(kind, name, serializer_class, permission_classes)
+        options = MethodOptions(kind, name, serializer_class, permission_classes, item, result)
 
         def mark(f: F) -> F:
             setattr(f, MARK, options)

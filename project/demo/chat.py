@@ -11,7 +11,7 @@ field; the server and the other members carry on.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, TypedDict
 
 from rest_framework import serializers
 
@@ -34,6 +34,10 @@ class MessageSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=MAX_MESSAGE, trim_whitespace=True)
 
 
+# One message of the room, as every member receives it ("from" is a keyword: the functional form).
+ChatLine = TypedDict("ChatLine", {"from": str, "text": str})
+
+
 def validated_message(item: Any) -> str:
     if not isinstance(item, dict):
         raise InvalidArgument("A chat message is an object {\"text\": ...}.", {"errors": {"item": ["Expected an object."]}})
@@ -48,7 +52,7 @@ class ChatStreams(StreamView):
     namespace = "chat"
 
     @bidi_stream(serializer_class=JoinSerializer)
-    async def room(self, ctx, items: AsyncIterator[Any], room: str, name: str = ""):
+    async def room(self, ctx, items: AsyncIterator[Any], room: str, name: str = "") -> AsyncIterator[ChatLine]:
         """Relay the room's messages to this member while publishing theirs."""
         # A signed-in member speaks under their username; a guest's chosen name is marked as such.
         name = ctx.user.get_username() if ctx.user.is_authenticated else f"{name or 'someone'} (guest)"

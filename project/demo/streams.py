@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, TypedDict
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
@@ -28,6 +28,53 @@ class SumItem:
     v: int
 
 
+# What the interop methods send (shared/interop.md); the schema and generated clients read them.
+class Empty(TypedDict):
+    pass
+
+
+class Payload(TypedDict):
+    payload: str
+
+
+class WhoAmI(TypedDict):
+    username: str
+    is_staff: bool
+
+
+class Ok(TypedDict):
+    ok: bool
+
+
+class CountItem(TypedDict):
+    i: int
+
+
+class CountResult(TypedDict):
+    total: int
+
+
+class SumResult(TypedDict):
+    sum: int
+    count: int
+
+
+class CleanupCount(TypedDict):
+    count: int
+
+
+class BigResult(TypedDict):
+    data: str
+
+
+class Published(TypedDict):
+    eid: str
+
+
+class RemovedNote(TypedDict):
+    id: int
+
+
 def error_for(code: str, message: str) -> StreamError:
     if code not in ERROR_CLASSES:
         return InvalidArgument(f"Unknown error code {code!r}.", {"code": code})
@@ -45,23 +92,23 @@ class InteropStreams(StreamView):
     namespace = "interop"
 
     @unary
-    async def empty(self, ctx) -> dict:
+    async def empty(self, ctx) -> Empty:
         return {}
 
     @unary(name="unary")  # the attribute cannot be "unary": that would hide the decorator
-    async def unary_payload(self, ctx, payload: str) -> dict:
+    async def unary_payload(self, ctx, payload: str) -> Payload:
         return {"payload": payload}
 
     @unary(permission_classes=[IsAuthenticated])
-    async def whoami(self, ctx) -> dict:
+    async def whoami(self, ctx) -> WhoAmI:
         return {"username": ctx.user.get_username(), "is_staff": ctx.user.is_staff}
 
     @unary(permission_classes=[IsAdminUser])
-    async def staff_only(self, ctx) -> dict:
+    async def staff_only(self, ctx) -> Ok:
         return {"ok": True}
 
-    @server_stream
-    async def count(self, ctx, n: int, interval_ms: int = 0, start: int = 0):
+    @server_stream(result=CountResult)
+    async def count(self, ctx, n: int, interval_ms: int = 0, start: int = 0) -> AsyncIterator[CountItem]:
         if n < 0:
             raise InvalidArgument("n must not be negative.", {"errors": {"n": ["Must be >= 0."]}})
         for k in range(start, start + n):
@@ -71,7 +118,7 @@ class InteropStreams(StreamView):
         ctx.result = {"total": n}
 
     @client_stream
-    async def sum(self, ctx, items: AsyncIterator[SumItem]) -> dict:
+    async def sum(self, ctx, items: AsyncIterator[SumItem]) -> SumResult:
         total = count = 0
         async for item in items:
             total += item.v
@@ -79,7 +126,7 @@ class InteropStreams(StreamView):
         return {"sum": total, "count": count}
 
     @bidi_stream
-    async def echo(self, ctx, items: AsyncIterator[Any]):
+    async def echo(self, ctx, items: AsyncIterator[Any]) -> AsyncIterator[Any]:
         async for item in items:
             yield item
 
@@ -88,13 +135,13 @@ class InteropStreams(StreamView):
         raise error_for(code, message)
 
     @server_stream
-    async def fail_after(self, ctx, n: int, code: str):
+    async def fail_after(self, ctx, n: int, code: str) -> AsyncIterator[CountItem]:
         for k in range(n):
             yield {"i": k}
         raise error_for(code, f"failed after {n} items")
 
     @server_stream
-    async def forever(self, ctx, interval_ms: int = 10, tag: str = ""):
+    async def forever(self, ctx, interval_ms: int = 10, tag: str = "") -> AsyncIterator[CountItem]:
         k = 0
         try:
             while True:
@@ -105,7 +152,7 @@ class InteropStreams(StreamView):
             await record_cleanup(tag)
 
     @unary
-    def cleanups(self, ctx, tag: str = "") -> dict:
+    def cleanups(self, ctx, tag: str = "") -> CleanupCount:
         row = Cleanup.objects.filter(tag=tag).first()
         return {"count": row.count if row else 0}
 
@@ -114,23 +161,23 @@ class InteropStreams(StreamView):
         raise RuntimeError("interop crash: secret-7f3a")
 
     @unary
-    async def big(self, ctx, size: int) -> dict:
+    async def big(self, ctx, size: int) -> BigResult:
         if not 0 <= size <= MAX_BIG:
             raise InvalidArgument(f"size must be between 0 and {MAX_BIG}.", {"errors": {"size": ["Out of range."]}})
         return {"data": "x" * size}
 
     @unary
-    async def publish(self, ctx, topic: str, data: Any) -> dict:
+    async def publish(self, ctx, topic: str, data: Any) -> Published:
         return {"eid": await apublish(f"interop.{topic}", data)}
 
     @server_stream
-    async def subscribe(self, ctx, topic: str):
+    async def subscribe(self, ctx, topic: str) -> AsyncIterator[Any]:
         async for event in ctx.subscribe(f"interop.{topic}"):
             yield event
 
 
 class NoteSerializer(serializers.ModelSerializer):
-    owner = serializers.CharField(source="owner.username", default=None, read_only=True)
+    owner = serializers.CharField(source="owner.username", default=None, allow_null=True, read_only=True)
 
     class Meta:
         model = Note
@@ -160,14 +207,14 @@ class NoteStreams(ModelStreamView):
         user = self.request.user
         return note.public or (user.is_authenticated and note.owner_id == user.pk)
 
-    @unary
+    @unary(result=NoteSerializer)
     def add(self, ctx, text: str, public: bool = True) -> dict:
         owner = ctx.user if ctx.user.is_authenticated else None
         if not public and owner is None:
             raise InvalidArgument("Sign in to add a private note.", {"errors": {"public": ["Anonymous notes are public."]}})
         return NoteSerializer(Note.objects.create(text=text[:500], public=public, owner=owner)).data
 
-    @unary
+    @unary(result=NoteSerializer)
     def edit(self, ctx, id: int, text: str | None = None, public: bool | None = None) -> dict:
         note = self._own(ctx, id)
         if text is not None:
@@ -178,7 +225,7 @@ class NoteStreams(ModelStreamView):
         return NoteSerializer(note).data
 
     @unary
-    def remove(self, ctx, id: int) -> dict:
+    def remove(self, ctx, id: int) -> RemovedNote:
         self._own(ctx, id).delete()
         return {"id": id}
 
