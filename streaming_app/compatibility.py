@@ -4,7 +4,7 @@ A change breaks a client written against the saved document when a method it
 calls is gone or changed kind, when a call it makes is refused (a required
 argument added, an argument removed or narrowed, a client item narrowed),
 or when what it receives no longer fits what it expects (an item or result
-widened or changed). Both documents are compared through their JSON
+changed; a field added to them is no break). Both documents are compared through their JSON
 Schemas: ``accepts(a, b)`` holds when every value valid under ``b`` is valid
 under ``a``. Bounds (lengths, minimum/maximum, patterns) are not compared.
 """
@@ -88,7 +88,10 @@ def _type_of(value: Any) -> str:
 class Comparison:
     """``accepts(wide, narrow)`` between a schema of one document and one of the other."""
 
-    def __init__(self, wide_doc: dict[str, Any], narrow_doc: dict[str, Any]) -> None:
+    def __init__(self, wide_doc: dict[str, Any], narrow_doc: dict[str, Any], *, new_fields_ok: bool = False) -> None:
+        # new_fields_ok: fields the narrow side adds are no break (a client reading items and
+        # results ignores fields it does not know, as protobuf and JSON clients do).
+        self.new_fields_ok = new_fields_ok
         self.wide_side = _Side(wide_doc)
         self.narrow_side = _Side(narrow_doc)
         self._assumed: set[tuple[int, int]] = set()
@@ -103,7 +106,7 @@ class Comparison:
         if narrow is True or narrow == {}:
             return False
         if not isinstance(wide, dict) or not isinstance(narrow, dict):
-            return wide == narrow
+            return bool(wide == narrow)
         key = (id(wide), id(narrow))
         if key in self._assumed:  # recursive types: assume equal on the way back in
             return True
@@ -162,13 +165,13 @@ class Comparison:
             if name in wide_props:
                 if not self.accepts(wide_props[name], schema):
                     return False
-            elif not self.accepts(wide_extra, schema):
+            elif not self.new_fields_ok and not self.accepts(wide_extra, schema):
                 return False
         if narrow_extra is not False:
             for schema in wide_props.values():
                 if not self.accepts(schema, narrow_extra):
                     return False
-            if not self.accepts(wide_extra, narrow_extra):
+            if not self.new_fields_ok and not self.accepts(wide_extra, narrow_extra):
                 return False
         return True
 
@@ -200,7 +203,7 @@ def breaking_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str
     # Calls the client makes: the new document must accept what the old one allowed.
     inbound = Comparison(current, saved)
     # What the client receives: the old document must accept what the new one sends.
-    outbound = Comparison(saved, current)
+    outbound = Comparison(saved, current, new_fields_ok=True)
     changes: list[str] = []
     for name, old in sorted(old_ops.items()):
         new = new_ops.get(name)
