@@ -125,6 +125,8 @@ STREAMING = {
     # Opt-in GC tuning for a process serving many subscribers (streaming_app.gc_tuning):
     # a 500-subscriber fan-out's p99 went from 147 to 57 ms with it (README, performance notes).
     "GC_GEN0_THRESHOLD": 10_000,
+    # GET /streams/_schema (docs/schema.md): staff only, as interop.md says.
+    "SCHEMA_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
 }
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -362,3 +362,19 @@ def test_check_exits_1_from_the_command_line(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     assert "interop.gone: method removed" in result.stderr
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+
+def test_schema_info_names_the_document(settings):
+    settings.STREAMING = {"SCHEMA_INFO": {"title": "Orders", "version": "2.1.0"}}
+    assert current_document()["info"]["title"] == "Orders"
+    assert current_document()["info"]["version"] == "2.1.0"
+
+
+def test_bad_schema_settings_are_check_errors_e041_and_e042(settings):
+    from streaming_app.checks import check_settings
+
+    settings.STREAMING = {"SCHEMA_PERMISSION_CLASSES": "IsAdminUser", "SCHEMA_INFO": {"title": "x"}}
+    assert sorted(m.id for m in check_settings()) == ["streaming_app.E041", "streaming_app.E042"]
