@@ -375,8 +375,27 @@ test("an invalid token closes the client with unauthenticated: ready and calls r
   await client.close();
 });
 
-test("a token without a WebSocket class that can send headers is refused up front", options, () => {
-  assert.throws(() => new StreamClient(env.wsUrl, { token: "abc" }), /WebSocket class that accepts them/);
+test("Node's built-in WebSocket sends a bearer token: no ws package needed", options, () =>
+  withClient(
+    async (client) => {
+      assert.deepEqual(await client.call("interop.whoami"), { username: "carol", is_staff: false });
+    },
+    { token: env.token },
+  ));
+
+test("Node's built-in WebSocket sends other handshake headers too (a session cookie)", options, () =>
+  withClient(
+    async (client) => {
+      assert.equal((await client.call("interop.whoami")).username, "carol");
+    },
+    { headers: { Cookie: `sessionid=${env.session}` } },
+  ));
+
+test("an invalid token over Node's built-in WebSocket closes the client with unauthenticated", options, async () => {
+  const client = new StreamClient(env.wsUrl, { token: "not-a-token" });
+  await assert.rejects(client.ready, Unauthenticated);
+  assert.equal(client.closeCode, 4401);
+  await client.close();
 });
 
 /** A CSRF cookie as a browser gets it from a page with a form. */

@@ -78,11 +78,11 @@ export interface WebSocketConstructor {
 }
 
 export interface StreamClientOptions {
-  /** The WebSocket class; default the global `WebSocket`. Needed for `token` and `headers` (e.g. `ws`). */
+  /** The WebSocket class; default the global `WebSocket` (Node's takes `token` and `headers`; a browser's does not). */
   WebSocket?: WebSocketConstructor;
-  /** A DRF token sent as `Authorization: Bearer <token>` (needs `WebSocket` that accepts headers). */
+  /** A DRF token sent as `Authorization: Bearer <token>` (Node's built-in WebSocket, or one that accepts headers). */
   token?: string;
-  /** Extra handshake headers, e.g. `Cookie` in Node (needs `WebSocket` that accepts headers). */
+  /** Extra handshake headers, e.g. `Cookie` in Node (Node's built-in WebSocket, or one that accepts headers). */
   headers?: Record<string, string>;
   /** A ticket, or a function returning a fresh one for every connection (tickets are single-use); see `ticketFetcher`. */
   ticket?: string | (() => string | Promise<string>);

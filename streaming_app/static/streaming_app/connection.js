@@ -17,6 +17,7 @@ import { Heartbeat, reconnectDelay } from "./timers.js";
 /** @typedef {import("./client.js").OpenOptions} OpenOptions */
 /** @typedef {import("./client.js").StreamOptions} StreamOptions */
 /** @typedef {import("./client.js").WebSocketConstructor} WebSocketConstructor */
+/** @typedef {import("./client.js").WebSocketLike} WebSocketLike */
 /** @typedef {import("./client.js").StateChangeDetail} StateChangeDetail */
 /** @typedef {import("./frames.js").HelloFrame} HelloFrame */
 /** @typedef {import("./frames.js").ClientFrame} ClientFrame */
@@ -56,6 +57,18 @@ function utf8Length(text) {
  * `{state, previous, closeCode}`), `error` (a `CustomEvent` whose `detail` is
  * a `StreamError` the server sent for no call).
  */
+/**
+ * Node's built-in WebSocket: the global class, in a process that is Node.
+ * @param {WebSocketConstructor} WebSocketClass
+ * @returns {boolean}
+ */
+function isNodeWebSocket(WebSocketClass) {
+  const process = /** @type {{process?: {versions?: {node?: string}}}} */ (/** @type {unknown} */ (globalThis)).process;
+  return WebSocketClass === /** @type {unknown} */ (globalThis.WebSocket) && typeof process?.versions?.node === "string";
+}
+
+/** @typedef {new (url: string, init: {protocols: string[], headers: Record<string, string>}) => WebSocketLike} NodeWebSocketConstructor */
+
 export class StreamClient extends EventTarget {
   /**
    * @param {string | URL} url e.g. `"ws://127.0.0.1:8000/ws/"`; in a page `"/ws/"` is enough
@@ -73,8 +86,11 @@ export class StreamClient extends EventTarget {
     /** @type {Record<string, string>} */
     const headers = { ...options.headers };
     if (options.token) headers.Authorization = `Bearer ${options.token}`;
-    if (Object.keys(headers).length && !options.WebSocket) {
-      throw new TypeError("Headers (and token) need a WebSocket class that accepts them, passed as options.WebSocket (e.g. the ws package); in a browser use the session cookie or a ticket.");
+    // Node's own WebSocket (undici: Node 22, Node 20 with --experimental-websocket) takes
+    // handshake headers as `new WebSocket(url, {protocols, headers})`; a browser's takes none.
+    this._initDict = !options.WebSocket && isNodeWebSocket(WebSocketClass);
+    if (Object.keys(headers).length && !options.WebSocket && !this._initDict) {
+      throw new TypeError("Headers (and token) need a WebSocket class that accepts them: Node's built-in one, or one passed as options.WebSocket (e.g. the ws package); in a browser use the session cookie or a ticket.");
     }
     this._headers = Object.keys(headers).length ? headers : null;
     /** @type {string | (() => string | Promise<string>) | null} */
@@ -209,9 +225,11 @@ export class StreamClient extends EventTarget {
       const url = await this._connectUrl();
       if (this._closing) return;
       ws = /** @type {Socket} */ (
-        this._headers
-          ? new this._WebSocket(url, [SUBPROTOCOL], { headers: this._headers })
-          : new this._WebSocket(url, [SUBPROTOCOL])
+        !this._headers
+          ? new this._WebSocket(url, [SUBPROTOCOL])
+          : this._initDict
+            ? new /** @type {NodeWebSocketConstructor} */ (/** @type {unknown} */ (this._WebSocket))(url, { protocols: [SUBPROTOCOL], headers: this._headers })
+            : new this._WebSocket(url, [SUBPROTOCOL], { headers: this._headers })
       );
     } catch (error) {
       if (this._closing) return;
