@@ -30,6 +30,7 @@ from .conf import streaming_settings
 from .exceptions import StreamError
 from .models import EndpointSwitch, FinishedCall, LiveCall
 from .registry import registry
+from .schema import current_document, example_arguments
 from .admin_streams import LIVE_METHOD, NAMESPACE
 from .topics import publish
 
@@ -100,6 +101,7 @@ class LiveCallAdmin(_LiveCallAdmin):
             path("terminate/", view(self.terminate_view), name="%s_%s_terminate" % info),
             path("publish/", view(self.publish_view), name="%s_%s_publish" % info),
             path("switch/", view(self.switch_view), name="%s_%s_switch" % info),
+            path("explorer/", view(self.explorer_view), name="%s_%s_explorer" % info),
         ] + super().get_urls()
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
@@ -114,6 +116,7 @@ class LiveCallAdmin(_LiveCallAdmin):
                 "publish": reverse("admin:%s_%s_publish" % info, current_app=self.admin_site.name),
                 "switch": reverse("admin:%s_%s_switch" % info, current_app=self.admin_site.name),
                 "history": reverse("admin:streaming_app_finishedcall_changelist", current_app=self.admin_site.name),
+                "explorer": reverse("admin:%s_%s_explorer" % info, current_app=self.admin_site.name),
             },
             "can": {
                 "terminate": self.has_terminate_permission(request),
@@ -130,6 +133,42 @@ class LiveCallAdmin(_LiveCallAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "streaming_app/admin/live.html", context)
+
+    def explorer_view(self, request: HttpRequest) -> HttpResponse:
+        """Every method with its kind, schemas and docstring, and a form running unary and server-stream calls.
+
+        The page calls over the app's own protocol (client.js, the admin's
+        session), so what it shows is what any client gets.
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        document = current_document()
+        methods = []
+        for name, operation in document["operations"].items():
+            contract = operation["x-streaming"]
+            methods.append({
+                "name": name,
+                "kind": contract["kind"],
+                "description": operation.get("description", ""),
+                "runnable": contract["kind"] in ("unary", "server_stream"),
+                "example": json.dumps(example_arguments(contract["arguments"])),
+                "parts": [
+                    (part, json.dumps(contract[part], indent=2))
+                    for part in ("arguments", "item", "client_item", "result") if part in contract
+                ],
+            })
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Method explorer",
+            "methods": methods,
+            "components": json.dumps(document["components"]["schemas"], indent=2),
+            "config": {"websocket": streaming_settings.ADMIN_WEBSOCKET_URL},
+            "live_url": reverse("admin:%s_%s_changelist" % (self.opts.app_label, self.opts.model_name),
+                                current_app=self.admin_site.name),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "streaming_app/admin/explorer.html", context)
 
     @staticmethod
     def _form(request: HttpRequest) -> dict[str, Any]:

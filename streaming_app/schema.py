@@ -596,6 +596,20 @@ def build_document(
     }
 
 
+def example_arguments(arguments: Schema) -> dict[str, Any]:
+    """Arguments to start from in the explorer's form: each default, or a placeholder of the right type."""
+    placeholders = {"integer": 0, "number": 0, "string": "", "boolean": False, "array": [], "object": {}}
+    example: dict[str, Any] = {}
+    required = set(arguments.get("required", ()))
+    for name, schema in arguments.get("properties", {}).items():
+        if "default" in schema:
+            example[name] = schema["default"]
+        elif name in required:
+            kind = schema.get("type")
+            example[name] = placeholders.get(kind if isinstance(kind, str) else "", None)
+    return example
+
+
 def current_document() -> Schema:
     """The document of every registered method with the project's ``SCHEMA_INFO``: what the command and endpoint serve."""
     from urllib.parse import urlsplit

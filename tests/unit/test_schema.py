@@ -378,3 +378,30 @@ def test_bad_schema_settings_are_check_errors_e041_and_e042(settings):
 
     settings.STREAMING = {"SCHEMA_PERMISSION_CLASSES": "IsAdminUser", "SCHEMA_INFO": {"title": "x"}}
     assert sorted(m.id for m in check_settings()) == ["streaming_app.E041", "streaming_app.E042"]
+
+
+# -- the admin's explorer page (its calls run in tests/browser/test_schema_explorer.py) -------------
+
+
+@pytest.mark.django_db
+def test_the_explorer_is_linked_from_the_live_page_and_lists_methods(admin_client):
+    live = admin_client.get("/admin/streaming_app/livecall/")
+    assert 'href="/admin/streaming_app/livecall/explorer/"' in live.content.decode()
+    page = admin_client.get("/admin/streaming_app/livecall/explorer/")
+    assert page.status_code == 200
+    assert 'data-method="interop.count" data-kind="server_stream"' in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_explorer_is_for_staff_only(client, django_user_model):
+    django_user_model.objects.create_user("walter", password="pw-123456")
+    client.login(username="walter", password="pw-123456")
+    response = client.get("/admin/streaming_app/livecall/explorer/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_the_explorer_needs_the_live_pages_view_permission(client, django_user_model):
+    django_user_model.objects.create_user("sam", password="pw-123456", is_staff=True)
+    client.login(username="sam", password="pw-123456")
+    assert client.get("/admin/streaming_app/livecall/explorer/").status_code == 403
