@@ -56,6 +56,8 @@ def converter_for(hint: Any) -> Converter | None:
         return _dict(converter_for(args[1]) if len(args) == 2 else None)
     if hint is type(None) or hint is None:
         return _none
+    if isinstance(hint, type) and typing.is_typeddict(hint):
+        return _typeddict(hint)
     if isinstance(hint, type):
         if issubclass(hint, bool):
             return _exact(bool, "a boolean")
@@ -240,6 +242,33 @@ def _dataclass(cls: type) -> Converter:
             except Invalid as exc:
                 raise Invalid(exc.message, (name, *exc.path)) from None
         return cls(**kwargs)
+
+    return convert
+
+
+def _typeddict(cls: type) -> Converter:
+    """A ``TypedDict``: an object with its required keys and no others (as its schema says); a plain dict out."""
+    hints = typing.get_type_hints(cls)
+    converters = {name: converter_for(hint) for name, hint in hints.items()}
+    required = set(getattr(cls, "__required_keys__", hints))
+
+    def convert(value: Any) -> Any:
+        if type(value) is not dict:
+            raise Invalid("Must be an object.")
+        unknown = sorted(set(value) - set(converters))
+        if unknown:
+            raise Invalid(f"Unknown field {unknown[0]!r}.", ())
+        out = {}
+        for name, field_convert in converters.items():
+            if name not in value:
+                if name in required:
+                    raise Invalid("This field is required.", (name,))
+                continue
+            try:
+                out[name] = value[name] if field_convert is None else field_convert(value[name])
+            except Invalid as exc:
+                raise Invalid(exc.message, (name, *exc.path)) from None
+        return out
 
     return convert
 

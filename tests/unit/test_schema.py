@@ -405,3 +405,19 @@ def test_the_explorer_needs_the_live_pages_view_permission(client, django_user_m
     django_user_model.objects.create_user("sam", password="pw-123456", is_staff=True)
     client.login(username="sam", password="pw-123456")
     assert client.get("/admin/streaming_app/livecall/explorer/").status_code == 403
+
+
+# -- TypedDicts as arguments and client items: validated as their schema says ---------------------
+
+
+def test_a_typeddict_argument_is_validated_as_its_schema_says():
+    from streaming_app.arguments import Invalid, converter_for
+
+    convert = converter_for(Point)
+    assert convert({"x": 1, "label": None}) == {"x": 1, "label": None}
+    for bad, path in [({"x": "1", "label": None}, ("x",)), ({"x": 1}, ("label",)), ({"x": 1, "label": "a", "y": 2}, ())]:
+        with pytest.raises(Invalid) as raised:
+            convert(bad)
+        assert raised.value.path == path
+        assert not jsonschema.Draft202012Validator(
+            {**schema(Point, "input")[0], "components": {"schemas": schema(Point, "input")[1]}}).is_valid(bad)
