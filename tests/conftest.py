@@ -309,3 +309,21 @@ async def context(browser):
     profile.set_default_timeout(BROWSER_TIMEOUT_MS)
     yield profile
     await profile.close()
+
+
+@pytest.fixture(scope="session")
+def node_packages() -> Path:
+    """``node_modules`` as package.json and its lock pin it (``npm ci`` when a package is missing): the
+    AsyncAPI JSON Schemas (@asyncapi/specs) and tsc for the schema and generated-client tests."""
+    import json
+
+    wanted = json.loads((ROOT / "package.json").read_text())["devDependencies"]
+    if not all((ROOT / "node_modules" / name / "package.json").exists() for name in wanted):
+        npm = shutil.which("npm")
+        if npm is None:
+            unavailable("npm is needed to install the development packages of package.json")
+        result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=600)
+        if result.returncode != 0:
+            pytest.fail(f"npm ci at the repository's root failed:\n{result.stdout}\n{result.stderr}")
+    return ROOT / "node_modules"

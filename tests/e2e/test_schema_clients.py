@@ -273,8 +273,8 @@ def test_a_misuse_of_the_generated_python_client_fails_mypy(mypy_errors, misuse)
 
 def node_command() -> list[str]:
     path = shutil.which("node")
-    if path is None or not TSC.exists():
-        message = "node and node_modules/typescript (npm ci) are needed for the TypeScript client's tests"
+    if path is None:
+        message = "node is needed for the TypeScript client's tests"
         pytest.fail(message) if IN_CI else pytest.skip(message)
     version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
     return [path, "--experimental-websocket"] if int(version.lstrip("v").split(".")[0]) < 22 else [path]
@@ -335,7 +335,7 @@ TSCONFIG = {
 
 
 @pytest.fixture(scope="module")
-def ts_client(tmp_path_factory) -> tuple[Path, list[str]]:
+def ts_client(tmp_path_factory, node_packages) -> tuple[Path, list[str]]:
     """The generated TypeScript client, compiled with a correct use (emitting JavaScript to run)."""
     node = node_command()
     folder = tmp_path_factory.mktemp("tsclient")
