@@ -80,10 +80,13 @@ class Components:
         """A ``$ref`` to the schema of ``key`` in ``mode``, built once (recursion-safe)."""
         found = self._names.get((key, mode))
         if found is None:
-            found = base
+            # The same class read and written (a serializer's read-only fields) is two schemas:
+            # the second is "<Name>Input"; two classes of one name are numbered.
+            candidates = [base, f"{base}Input"] if mode == "input" else [base]
+            found = next((name for name in candidates if name not in self.schemas), "")
             number = 2
-            while found in self.schemas:
-                found = f"{base}{'Input' if mode == 'input' and number == 2 else number}"
+            while not found or found in self.schemas:
+                found = f"{base}{number}"
                 number += 1
             self._names[(key, mode)] = found
             self.schemas[found] = {}  # a placeholder while building: a type may refer to itself

@@ -411,3 +411,11 @@ def test_a_typeddict_argument_is_validated_as_its_schema_says():
         assert raised.value.path == path
         assert not jsonschema.Draft202012Validator(
             {**schema(Point, "input")[0], "components": {"schemas": schema(Point, "input")[1]}}).is_valid(bad)
+
+
+def test_a_serializer_read_and_written_is_two_schemas():
+    components = Components()
+    written = schema_for(OrderSerializer, components, "output")
+    read = schema_for(OrderSerializer, components, "input")
+    assert (written, read) == ({"$ref": "#/components/schemas/Order"}, {"$ref": "#/components/schemas/OrderInput"})
+    assert "id" in components.schemas["Order"]["properties"] and "id" not in components.schemas["OrderInput"]["properties"]
