@@ -333,8 +333,20 @@ def _field_type(drf_field: Any, components: Components, mode: Mode) -> Schema:
         return {"type": ["integer", "string"]}
     if isinstance(drf_field, (relations.StringRelatedField, relations.SlugRelatedField, relations.HyperlinkedRelatedField)):
         return {"type": "string"}
-    # JSONField, ReadOnlyField, SerializerMethodField and fields of one's own: any JSON value.
+    if isinstance(drf_field, drf_serializers.SerializerMethodField):
+        return _method_field(drf_field, components, mode)
+    # JSONField, ReadOnlyField and fields of one's own: any JSON value.
     return dict(ANY)
+
+
+def _method_field(drf_field: Any, components: Components, mode: Mode) -> Schema:
+    """A ``SerializerMethodField`` is what its ``get_<name>`` method's return annotation says (else any value)."""
+    method = getattr(type(drf_field.parent), drf_field.method_name or "", None)
+    try:
+        hint = typing.get_type_hints(method).get("return", _EMPTY) if method is not None else _EMPTY
+    except Exception:  # an annotation that cannot be resolved here: say nothing rather than fail
+        return dict(ANY)
+    return schema_for(hint, components, mode)
 
 
 # -- methods ------------------------------------------------------------------------------

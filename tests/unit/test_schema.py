@@ -419,3 +419,21 @@ def test_a_serializer_read_and_written_is_two_schemas():
     read = schema_for(OrderSerializer, components, "input")
     assert (written, read) == ({"$ref": "#/components/schemas/Order"}, {"$ref": "#/components/schemas/OrderInput"})
     assert "id" in components.schemas["Order"]["properties"] and "id" not in components.schemas["OrderInput"]["properties"]
+
+
+class ScoreSerializer(serializers.Serializer):
+    score = serializers.SerializerMethodField()
+    note = serializers.SerializerMethodField()
+
+    def get_score(self, obj: Any) -> float | None:
+        return None
+
+    def get_note(self, obj):
+        return ""
+
+
+def test_a_method_field_is_typed_by_its_methods_return_annotation():
+    ref, components = schema(ScoreSerializer)
+    properties = components[ref["$ref"].rsplit("/", 1)[1]]["properties"]
+    assert properties["score"] == {"anyOf": [{"type": "number"}, {"type": "null"}]}
+    assert properties["note"] == {}
