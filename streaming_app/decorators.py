@@ -22,6 +22,11 @@ class MethodOptions:
     name: str | None = None
     serializer_class: type | None = None
     permission_classes: Sequence[type] | None = None
+    # Safe in HTTP's sense (RFC 9110 §9.2.1): no side effects, so a GET may
+    # call it. Only a safe unary method answers GET; any other answers 405, so
+    # that a cross-site link or <img> (which carries the session cookie and no
+    # CSRF token) cannot change data. Server streams always answer GET.
+    safe: bool = False
 
 
 class MethodMarker(Protocol):
@@ -37,6 +42,7 @@ class MethodMarker(Protocol):
         name: str | None = None,
         serializer_class: type | None = None,
         permission_classes: Sequence[type] | None = None,
+        safe: bool = False,
     ) -> Callable[[F], F]: ...
 
 
@@ -50,6 +56,7 @@ def _marker(kind: CallKind) -> MethodMarker:
         name: str | None = None,
         serializer_class: type | None = None,
         permission_classes: Sequence[type] | None = None,
+        safe: bool = False,
     ) -> Callable[[F], F]: ...
 
     def decorate(
@@ -58,8 +65,9 @@ def _marker(kind: CallKind) -> MethodMarker:
         name: str | None = None,
         serializer_class: type | None = None,
         permission_classes: Sequence[type] | None = None,
+        safe: bool = False,
     ) -> F | Callable[[F], F]:
-        options = MethodOptions(kind, name, serializer_class, permission_classes)
+        options = MethodOptions(kind, name, serializer_class, permission_classes, safe)
 
         def mark(f: F) -> F:
             setattr(f, MARK, options)

@@ -44,19 +44,20 @@ def record_cleanup(tag: str) -> None:
 class InteropStreams(StreamView):
     namespace = "interop"
 
-    @unary
+    # Every interop method but publish is safe: a GET may call it (shared/interop.md, "HTTP verbs").
+    @unary(safe=True)
     async def empty(self, ctx) -> dict:
         return {}
 
-    @unary(name="unary")  # the attribute cannot be "unary": that would hide the decorator
+    @unary(name="unary", safe=True)  # the attribute cannot be "unary": that would hide the decorator
     async def unary_payload(self, ctx, payload: str) -> dict:
         return {"payload": payload}
 
-    @unary(permission_classes=[IsAuthenticated])
+    @unary(permission_classes=[IsAuthenticated], safe=True)
     async def whoami(self, ctx) -> dict:
         return {"username": ctx.user.get_username(), "is_staff": ctx.user.is_staff}
 
-    @unary(permission_classes=[IsAdminUser])
+    @unary(permission_classes=[IsAdminUser], safe=True)
     async def staff_only(self, ctx) -> dict:
         return {"ok": True}
 
@@ -83,7 +84,7 @@ class InteropStreams(StreamView):
         async for item in items:
             yield item
 
-    @unary
+    @unary(safe=True)
     async def fail(self, ctx, code: str, message: str = "") -> None:
         raise error_for(code, message)
 
@@ -104,22 +105,22 @@ class InteropStreams(StreamView):
         finally:
             await record_cleanup(tag)
 
-    @unary
+    @unary(safe=True)
     def cleanups(self, ctx, tag: str = "") -> dict:
         row = Cleanup.objects.filter(tag=tag).first()
         return {"count": row.count if row else 0}
 
-    @unary
+    @unary(safe=True)
     async def crash(self, ctx) -> None:
         raise RuntimeError("interop crash: secret-7f3a")
 
-    @unary
+    @unary(safe=True)
     async def big(self, ctx, size: int) -> dict:
         if not 0 <= size <= MAX_BIG:
             raise InvalidArgument(f"size must be between 0 and {MAX_BIG}.", {"errors": {"size": ["Out of range."]}})
         return {"data": "x" * size}
 
-    @unary
+    @unary  # not safe: it publishes, so a GET answers 405
     async def publish(self, ctx, topic: str, data: Any) -> dict:
         return {"eid": await apublish(f"interop.{topic}", data)}
 
