@@ -197,6 +197,21 @@ SCHEMA: dict[str, Setting] = {
         "/ws/", "a path or a ws:// URL", lambda v: isinstance(v, str) and v.startswith(("/", "ws://", "wss://")),
         "streaming_app.E012", hint="The route of StreamConsumer in your asgi.py, e.g. '/ws/'.",
     ),
+    # -- Hardening: credentials, limits (docs/security.md) --------------------------
+    # Seconds between re-validations of every authenticated connection's
+    # credentials (user active, password unchanged, token and session still
+    # there), the safety net behind the signals that close a revoked
+    # connection at once (None: signals only).
+    "REVALIDATE_INTERVAL": Setting(
+        60.0, "None or a positive number of seconds", _optional(_positive_number), "streaming_app.E030",
+        hint="E.g. 60: a change that sends no signal (QuerySet.update()) closes the connection within it.",
+    ),
+    # Seconds a WebSocket connection may stay open; then it is closed with 4503
+    # (clients reconnect, authenticating again, and resume). None: no limit.
+    "MAX_CONNECTION_AGE": Setting(
+        None, "None or a positive number of seconds", _optional(_positive_number), "streaming_app.E030",
+        hint="E.g. 86400: no connection outlives a day without authenticating again.",
+    ),
     # The garbage collector's young-generation threshold, raised to this once a
     # process serves its first stream (never lowered). Off (None) unless the
     # project asks: it changes the whole process's collector. 10_000 took a
