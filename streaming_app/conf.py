@@ -212,6 +212,24 @@ SCHEMA: dict[str, Setting] = {
         None, "None or a positive number of seconds", _optional(_positive_number), "streaming_app.E030",
         hint="E.g. 86400: no connection outlives a day without authenticating again.",
     ),
+    # Open WebSocket connections per authenticated user, and (opt-in) per
+    # client IP (scope["client"]: run daphne with --proxy-headers behind a
+    # proxy), counted across processes through the broker's Redis; beyond it a
+    # connection is accepted and closed with 4429 before hello. None: no limit.
+    "MAX_CONNECTIONS_PER_USER": Setting(
+        None, "None or a positive integer", _optional(lambda v: _integer(v) and v > 0), "streaming_app.E031",
+        hint="E.g. 50: a browser with many tabs stays well below it.",
+    ),
+    "MAX_CONNECTIONS_PER_IP": Setting(
+        None, "None or a positive integer", _optional(lambda v: _integer(v) and v > 0), "streaming_app.E031",
+        hint="Opt-in: clients behind one NAT or proxy share an address.",
+    ),
+    # Calls a connection may start per second (bursts of as many); beyond it a
+    # call is refused with resource_exhausted and details.retry_after. None: no limit.
+    "MAX_CALLS_PER_SECOND": Setting(
+        None, "None or a positive number", _optional(_positive_number), "streaming_app.E032",
+        hint="E.g. 200: far above what an honest client needs, far below a flood.",
+    ),
     # The garbage collector's young-generation threshold, raised to this once a
     # process serves its first stream (never lowered). Off (None) unless the
     # project asks: it changes the whole process's collector. 10_000 took a

@@ -27,6 +27,8 @@ class MethodOptions:
     # that a cross-site link or <img> (which carries the session cookie and no
     # CSRF token) cannot change data. Server streams always answer GET.
     safe: bool = False
+    # DRF throttle classes of this method (None: the view's throttle_classes).
+    throttle_classes: Sequence[type] | None = None
 
 
 class MethodMarker(Protocol):
@@ -43,6 +45,7 @@ class MethodMarker(Protocol):
         serializer_class: type | None = None,
         permission_classes: Sequence[type] | None = None,
         safe: bool = False,
+        throttle_classes: Sequence[type] | None = None,
     ) -> Callable[[F], F]: ...
 
 
@@ -57,6 +60,7 @@ def _marker(kind: CallKind) -> MethodMarker:
         serializer_class: type | None = None,
         permission_classes: Sequence[type] | None = None,
         safe: bool = False,
+        throttle_classes: Sequence[type] | None = None,
     ) -> Callable[[F], F]: ...
 
     def decorate(
@@ -66,8 +70,9 @@ def _marker(kind: CallKind) -> MethodMarker:
         serializer_class: type | None = None,
         permission_classes: Sequence[type] | None = None,
         safe: bool = False,
+        throttle_classes: Sequence[type] | None = None,
     ) -> F | Callable[[F], F]:
-        options = MethodOptions(kind, name, serializer_class, permission_classes, safe)
+        options = MethodOptions(kind, name, serializer_class, permission_classes, safe, throttle_classes)
 
         def mark(f: F) -> F:
             setattr(f, MARK, options)

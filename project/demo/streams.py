@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
@@ -11,6 +12,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.throttling import SimpleRateThrottle
 
 from streaming_app import ModelStreamView, StreamView, apublish, bidi_stream, client_stream, server_stream, unary
 from streaming_app.exceptions import ERROR_CLASSES, InvalidArgument, NotFound, PermissionDenied, StreamError
@@ -39,6 +41,20 @@ def record_cleanup(tag: str) -> None:
     with transaction.atomic():
         Cleanup.objects.get_or_create(tag=tag)
         Cleanup.objects.filter(tag=tag).update(count=F("count") + 1)
+
+
+class LimitedThrottle(SimpleRateThrottle):
+    """``interop.limited``: REST_FRAMEWORK's "interop.limited" rate per (user or client IP, ``key``).
+
+    Counted in Django's cache, so across processes when they share it (Redis).
+    """
+
+    scope = "interop.limited"
+
+    def get_cache_key(self, request, view) -> str:
+        who = f"user:{request.user.pk}" if request.user.is_authenticated else f"ip:{self.get_ident(request)}"
+        key = hashlib.sha256(str(view.kwargs.get("key", "")).encode()).hexdigest()[:32]
+        return self.cache_format % {"scope": self.scope, "ident": f"{who}:{key}"}
 
 
 class InteropStreams(StreamView):
@@ -123,6 +139,10 @@ class InteropStreams(StreamView):
     @unary  # not safe: it publishes, so a GET answers 405
     async def publish(self, ctx, topic: str, data: Any) -> dict:
         return {"eid": await apublish(f"interop.{topic}", data)}
+
+    @unary(safe=True, throttle_classes=[LimitedThrottle])
+    async def limited(self, ctx, key: str = "") -> dict:
+        return {"ok": True}
 
     @server_stream
     async def subscribe(self, ctx, topic: str):

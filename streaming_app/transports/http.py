@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import secrets
 import time
 from typing import Any, AsyncIterator
@@ -410,6 +411,9 @@ class StreamHTTPView(DefaultAuthentication, View):
 
     def error_response(self, error: exceptions.StreamError, request: HttpRequest, body: str | None = None) -> HttpResponse:
         headers = {}
+        retry_after = (error.details or {}).get("retry_after") if error.code is ErrorCode.RESOURCE_EXHAUSTED else None
+        if isinstance(retry_after, (int, float)) and not isinstance(retry_after, bool):
+            headers["Retry-After"] = str(max(0, math.ceil(retry_after)))  # whole seconds, as DRF sends it
         if error.code.http_status == 401:
             # DRF hands authenticators its Request, never the HttpRequest it wraps.
             drf_request = Request(request)

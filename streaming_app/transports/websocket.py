@@ -25,6 +25,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from .. import exceptions
 from ..arguments import convert_item
 from ..conf import streaming_settings
+from ..connection_limits import admissions, limited_keys
 from ..context import CallContext
 from ..encoding import json_default
 from ..events import Event
@@ -34,6 +35,7 @@ from ..handshake import DefaultAuthentication, authenticate, build_request, orig
 from ..outcomes import EndReason
 from ..protocol import frames as wire
 from ..protocol.codes import SUBPROTOCOL, CloseCode, ErrorCode
+from ..protocol.call_rate import CallRate
 from ..protocol.frames import (
     CallFrame,
     CancelFrame,
@@ -53,6 +55,12 @@ from ..runner import CallRunner, call_deadline
 logger = logging.getLogger("streaming_app")
 
 YIELD_EVERY_MASK = 63  # a stream lets the event loop run once every 64 items
+
+
+def client_ip(scope: dict[str, Any]) -> str | None:
+    """The client's address as the server saw it (daphne's --proxy-headers puts the forwarded one here)."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 class WebSocketCall:
@@ -166,6 +174,8 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         self.credential: Credential | None = None
         self._user_generation = 0
         self._age_timer: asyncio.TimerHandle | None = None
+        self._admitted = False  # counted against MAX_CONNECTIONS_PER_USER / _PER_IP
+        self._call_rate: CallRate | None = None  # MAX_CALLS_PER_SECOND
         self._frame_handlers: dict[type, Callable[[Any], Any]] = {
             CallFrame: self.on_call,
             NextFrame: self.on_next,
@@ -220,8 +230,16 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         if limit is not None and StreamConsumer.open_connections >= limit:
             await self.close(CloseCode.TOO_MANY_CONNECTIONS)
             return
+        keys = limited_keys(self.request.user, client_ip(self.scope))
+        if keys:
+            if not await admissions.admit(self.connection_id, keys):
+                await self.close(CloseCode.TOO_MANY_CONNECTIONS)
+                return
+            self._admitted = True
         StreamConsumer.open_connections += 1
         self._counted = True
+        if settings.MAX_CALLS_PER_SECOND is not None:
+            self._call_rate = CallRate(settings.MAX_CALLS_PER_SECOND, time.monotonic())
         tune_for_serving()
         loop = asyncio.get_running_loop()
         self.watch_credential(notices)
@@ -262,6 +280,18 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         credential = self.credential
         if credential is not None and guard.generation(credential.user_pk) != self._user_generation:
             if not await self.refresh_credential(credential):
+                return
+        call_rate = self._call_rate
+        if call_rate is not None:
+            wait = call_rate.take(time.monotonic())
+            if wait:
+                await self.send_error(
+                    frame.id,
+                    exceptions.ResourceExhausted(
+                        f"Too many calls on this connection (limit {call_rate.rate:g} per second).",
+                        {"retry_after": max(round(wait, 3), 0.001), "max_calls_per_second": call_rate.rate},
+                    ),
+                )
                 return
         method = self.registry.get(frame.method)
         if method is None:
@@ -468,6 +498,9 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
             StreamConsumer.open_connections -= 1
             self._counted = False
         guard.discard(self)
+        if self._admitted:
+            self._admitted = False
+            asyncio.get_running_loop().create_task(admissions.release(self.connection_id))
         if self._age_timer is not None:
             self._age_timer.cancel()
             self._age_timer = None
