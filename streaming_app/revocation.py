@@ -72,6 +72,7 @@ class Credential:
     token_model: Any = None
     session_key: str | None = None
     session_engine: str | None = None
+    session_hash: str | None = None  # a ticket's: the hash of the session that asked for it
 
     @classmethod
     def of(cls, request: Any) -> Credential | None:
@@ -81,12 +82,17 @@ class Credential:
             return None
         from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 
+        from .authentication import TicketAuthentication
+        from .tickets import ticket_session_hash
+
         get_hash = getattr(user, "get_session_auth_hash", None)
         fields: dict[str, Any] = {"user_pk": str(user.pk), "password_hash": get_hash() if get_hash else None}
         authenticator = request.successful_authenticator
         auth = request.auth
         if isinstance(authenticator, TokenAuthentication) and getattr(auth, "key", None):
             fields.update(token_key=auth.key, token_model=type(auth))
+        elif isinstance(authenticator, TicketAuthentication) and isinstance(auth, str):
+            fields.update(session_hash=ticket_session_hash(auth))
         elif isinstance(authenticator, SessionAuthentication) or authenticator is None or _forced(authenticator):
             session = getattr(request._request, "session", None) or request._request.scope.get("session")
             key = getattr(session, "session_key", None)
@@ -97,7 +103,10 @@ class Credential:
     @property
     def hashes(self) -> set[str]:
         """The hashed keys a notice may name this credential by."""
-        return {key_hash(k) for k in (self.token_key, self.session_key) if k}
+        hashes = {key_hash(k) for k in (self.token_key, self.session_key) if k}
+        if self.session_hash:
+            hashes.add(self.session_hash)
+        return hashes
 
     def validate(self) -> Any:
         """The user as they are now, or None when the credential no longer holds (sync: the ORM).

@@ -197,3 +197,24 @@ async def test_a_connection_older_than_max_connection_age_is_closed_with_4503(st
         code = await conn.close_code(timeout=10)
     assert code == 4503
     assert 2.5 < time.monotonic() - started < 8
+
+
+async def test_logging_out_closes_the_connections_opened_with_the_sessions_ticket(two_servers, make_user):
+    from urllib.parse import quote
+
+    from asgiref.sync import sync_to_async
+    from django.conf import settings
+    from django.test import Client
+    from httpclient import post_ticket
+
+    await sync_to_async(make_user)("tia", password=PASSWORD)
+    browser = Client()
+    assert await sync_to_async(browser.login)(username="tia", password=PASSWORD)
+    session = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    server = two_servers[0]
+    ticket = (await post_ticket(server, session=session)).json()["ticket"]
+    async with connected(f"{server.ws_url}?ticket={quote(ticket, safe='')}", origin=server.http_url) as conn:
+        assert (await conn.result(1, "interop.whoami"))["d"]["username"] == "tia"
+        await sync_to_async(browser.logout)()
+        code, took = await closed_within(conn)
+    assert code == 4401 and took < WITHIN
