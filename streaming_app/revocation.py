@@ -179,6 +179,7 @@ class Guard:
             connections.discard(connection)
             if not connections:
                 del self._by_user[credential.user_pk]
+                self._generations.pop(credential.user_pk, None)  # kept only while the user has connections
         if not self._by_user and self._task is not None:
             self._task.cancel()
             self._task = None
@@ -207,8 +208,10 @@ class Guard:
             return
         user_pk = notice["u"]
         self.notices += 1
-        self._generations[user_pk] = self._generations.get(user_pk, 0) + 1
         connections = list(self._by_user.get(user_pk, ()))
+        if not connections:
+            return  # nothing of theirs here (a connection authenticating meanwhile checks ``notices``)
+        self._generations[user_pk] = self._generations.get(user_pk, 0) + 1
         named = notice.get("k")
         if isinstance(named, str):
             for connection in connections:
@@ -216,8 +219,7 @@ class Guard:
                 if credential is not None and named in credential.hashes:
                     connection.credential_revoked()
             return
-        if connections:
-            asyncio.get_running_loop().create_task(self.revalidate(connections))
+        asyncio.get_running_loop().create_task(self.revalidate(connections))
 
     async def revalidate(self, connections: Iterable[Guarded] | None = None) -> None:
         """Check each connection's credential now (one thread hop); close those that no longer hold."""
