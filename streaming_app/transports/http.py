@@ -339,6 +339,9 @@ class StreamHTTPView(DefaultAuthentication, View):
         self, request: HttpRequest, *args: Any, **kwargs: Any
     ) -> HttpResponseBase:
         allowed = [name.upper() for name in self.http_method_names]
+        method = self.registry.get(str(kwargs.get("method", "")))
+        if method is not None and method.http_methods:
+            allowed = list(method.http_methods)  # POST alone for a unary method that is not safe
         error = exceptions.Unimplemented(
             f"Method {request.method} is not allowed; call with {' or '.join(allowed)}.", {"allow": allowed}
         )

@@ -93,3 +93,9 @@ def test_a_safe_unary_method_answers_get(http, method, params, status):
 def test_a_server_stream_answers_get(http):
     with http.stream("GET", "interop.count", params={"n": 1}, headers={"Accept": "application/x-ndjson"}) as response:
         assert response.status_code == 200
+
+
+def test_other_verbs_on_a_method_that_is_not_safe_name_post_alone_in_allow(http):
+    response = http.put("interop.publish", json={})
+    assert_error(response, 405, "unimplemented")
+    assert response.headers["allow"] == "POST"
