@@ -114,25 +114,24 @@ class Credential:
         It fails when the user is gone or inactive, their password changed,
         the token was deleted, or the session ended or now names someone else.
         """
-        from django.contrib.auth import SESSION_KEY, get_user_model
+        return _validate_all([self])[self]
 
-        model = get_user_model()
-        try:
-            user = model._default_manager.get(pk=self.user_pk)
-        except (model.DoesNotExist, ValueError, TypeError):
-            return None
-        if not getattr(user, "is_active", True):
-            return None
+    def holds(self, user: Any, token_exists: bool) -> bool:
+        """Whether the credential still holds for ``user`` as read now (None: gone); reads the session if any."""
+        from django.contrib.auth import SESSION_KEY
+
+        if user is None or not getattr(user, "is_active", True):
+            return False
         get_hash = getattr(user, "get_session_auth_hash", None)
         if self.password_hash is not None and get_hash is not None and get_hash() != self.password_hash:
-            return None
-        if self.token_key is not None and not self.token_model._default_manager.filter(key=self.token_key).exists():
-            return None
+            return False
+        if self.token_key is not None and not token_exists:
+            return False
         if self.session_key is not None and self.session_engine is not None:
             store = import_module(self.session_engine).SessionStore(self.session_key)
             if str(store.get(SESSION_KEY)) != self.user_pk:
-                return None
-        return user
+                return False
+        return True
 
 
 def _forced(authenticator: Any) -> bool:
@@ -285,8 +284,37 @@ class Guard:
             await self.revalidate()
 
 
+BATCH = 1000  # primary keys per query
+
+
 def _validate_all(credentials: list[Credential]) -> dict[Credential, Any]:
-    return {credential: credential.validate() for credential in credentials}
+    """Each credential's user as now, or None: users and tokens read in batches, sessions one by one."""
+    from django.contrib.auth import get_user_model
+
+    model = get_user_model()
+    users: dict[str, Any] = {}
+    pks = sorted({c.user_pk for c in credentials})
+    for start in range(0, len(pks), BATCH):
+        try:
+            found = model._default_manager.filter(pk__in=pks[start : start + BATCH])
+            users.update((str(user.pk), user) for user in found)
+        except (ValueError, TypeError):  # a key the model's field cannot take: that user is gone
+            continue
+    tokens: set[tuple[Any, str]] = set()
+    by_model: dict[Any, list[str]] = {}
+    for credential in credentials:
+        if credential.token_key is not None:
+            by_model.setdefault(credential.token_model, []).append(credential.token_key)
+    for token_model, keys in by_model.items():
+        for start in range(0, len(keys), BATCH):
+            found_keys = token_model._default_manager.filter(key__in=keys[start : start + BATCH]).values_list("key", flat=True)
+            tokens.update((token_model, key) for key in found_keys)
+    results: dict[Credential, Any] = {}
+    for credential in credentials:
+        user = users.get(credential.user_pk)
+        token_exists = (credential.token_model, credential.token_key) in tokens
+        results[credential] = user if credential.holds(user, token_exists) else None
+    return results
 
 
 guard = Guard()
