@@ -114,6 +114,16 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# The cache DRF's throttles count in: Redis when REDIS_URL is set, so that
+# interop.limited counts across processes (shared/interop.md); else per process.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
+REST_FRAMEWORK = {
+    # Rates of DRF throttle scopes; stream views' throttle_classes use them as APIViews do.
+    "DEFAULT_THROTTLE_RATES": {"interop.limited": "3/min"},
+}
+
 STREAMING = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     # interop.subscribe is resumable (../shared/interop.md): its topics keep
@@ -127,6 +137,12 @@ STREAMING = {
     "GC_GEN0_THRESHOLD": 10_000,
     # GET /streams/_schema (docs/schema.md): staff only, as interop.md says.
     "SCHEMA_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # Hardening (docs/security.md): 50 sockets per user across processes
+    # (4429 beyond), 1000 calls a second per socket, credentials re-checked
+    # every minute besides the signals that close a revoked connection at once.
+    "MAX_CONNECTIONS_PER_USER": 50,
+    "MAX_CALLS_PER_SECOND": 1000,
+    "REVALIDATE_INTERVAL": 60.0,
 }
 
 AUTH_PASSWORD_VALIDATORS = [

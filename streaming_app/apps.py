@@ -13,6 +13,8 @@ class StreamingAppConfig(AppConfig):
         from .admin_streams import StreamingAdminStreams
         from .conf import streaming_settings
         from .registry import registry
+        from .revocation import connect_signals
 
         registry.register(StreamingAdminStreams)  # the admin's live page (permission-guarded)
         registry.autodiscover(streaming_settings.STREAMS_MODULE)
+        connect_signals()  # revoked credentials close their connections (streaming_app.revocation)

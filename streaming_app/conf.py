@@ -211,6 +211,39 @@ SCHEMA: dict[str, Setting] = {
         lambda v: isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("title", "version")),
         "streaming_app.E042", hint="The AsyncAPI document's info: {'title': 'Orders', 'version': '2.1.0'}.",
     ),
+    # -- Hardening: credentials, limits (docs/security.md) --------------------------
+    # Seconds between re-validations of every authenticated connection's
+    # credentials (user active, password unchanged, token and session still
+    # there), the safety net behind the signals that close a revoked
+    # connection at once (None: signals only).
+    "REVALIDATE_INTERVAL": Setting(
+        60.0, "None or a positive number of seconds", _optional(_positive_number), "streaming_app.E030",
+        hint="E.g. 60: a change that sends no signal (QuerySet.update()) closes the connection within it.",
+    ),
+    # Seconds a WebSocket connection may stay open; then it is closed with 4503
+    # (clients reconnect, authenticating again, and resume). None: no limit.
+    "MAX_CONNECTION_AGE": Setting(
+        None, "None or a positive number of seconds", _optional(_positive_number), "streaming_app.E030",
+        hint="E.g. 86400: no connection outlives a day without authenticating again.",
+    ),
+    # Open WebSocket connections per authenticated user, and (opt-in) per
+    # client IP (scope["client"]: run daphne with --proxy-headers behind a
+    # proxy), counted across processes through the broker's Redis; beyond it a
+    # connection is accepted and closed with 4429 before hello. None: no limit.
+    "MAX_CONNECTIONS_PER_USER": Setting(
+        None, "None or a positive integer", _optional(lambda v: _integer(v) and v > 0), "streaming_app.E031",
+        hint="E.g. 50: a browser with many tabs stays well below it.",
+    ),
+    "MAX_CONNECTIONS_PER_IP": Setting(
+        None, "None or a positive integer", _optional(lambda v: _integer(v) and v > 0), "streaming_app.E031",
+        hint="Opt-in: clients behind one NAT or proxy share an address.",
+    ),
+    # Calls a connection may start per second (bursts of as many); beyond it a
+    # call is refused with resource_exhausted and details.retry_after. None: no limit.
+    "MAX_CALLS_PER_SECOND": Setting(
+        None, "None or a positive number", _optional(_positive_number), "streaming_app.E032",
+        hint="E.g. 200: far above what an honest client needs, far below a flood.",
+    ),
     # The garbage collector's young-generation threshold, raised to this once a
     # process serves its first stream (never lowered). Off (None) unless the
     # project asks: it changes the whole process's collector. 10_000 took a

@@ -64,7 +64,8 @@ def is_loop_safe(permission: Any) -> bool:
 def view_policy_is_loop_safe(view: StreamView) -> bool:
     """Whether a view's ``initial()`` and ``check_topic_permissions()`` may run on the event loop.
 
-    They may when every permission of the call is loop-safe and the view
+    They may when every permission of the call is loop-safe, it has no
+    throttle that is not (throttles keep counts, usually in a cache), and the view
     either overrides none of :data:`VIEW_POLICY_METHODS` or vouches for its
     overrides with ``loop_safe = True``.
     """
@@ -72,6 +73,8 @@ def view_policy_is_loop_safe(view: StreamView) -> bool:
     if getattr(cls, "loop_safe", False) is not True:
         if any(getattr(cls, name) is not getattr(StreamView, name) for name in VIEW_POLICY_METHODS):
             return False
+    if not all(getattr(throttle, "loop_safe", False) is True for throttle in view.get_throttles()):
+        return False
     return all(is_loop_safe(permission) for permission in view.get_permissions())
 
 

@@ -26,6 +26,13 @@ class MethodOptions:
     # a type hint or a DRF serializer class for each item and for the result.
     item: Any = None
     result: Any = None
+    # Safe in HTTP's sense (RFC 9110 §9.2.1): no side effects, so a GET may
+    # call it. Only a safe unary method answers GET; any other answers 405, so
+    # that a cross-site link or <img> (which carries the session cookie and no
+    # CSRF token) cannot change data. Server streams always answer GET.
+    safe: bool = False
+    # DRF throttle classes of this method (None: the view's throttle_classes).
+    throttle_classes: Sequence[type] | None = None
 
 
 class MethodMarker(Protocol):
@@ -43,6 +50,8 @@ class MethodMarker(Protocol):
         permission_classes: Sequence[type] | None = None,
         item: Any = None,
         result: Any = None,
+        safe: bool = False,
+        throttle_classes: Sequence[type] | None = None,
     ) -> Callable[[F], F]: ...
 
 
@@ -58,6 +67,8 @@ def _marker(kind: CallKind) -> MethodMarker:
         permission_classes: Sequence[type] | None = None,
         item: Any = None,
         result: Any = None,
+        safe: bool = False,
+        throttle_classes: Sequence[type] | None = None,
     ) -> Callable[[F], F]: ...
 
     def decorate(
@@ -68,8 +79,12 @@ def _marker(kind: CallKind) -> MethodMarker:
         permission_classes: Sequence[type] | None = None,
         item: Any = None,
         result: Any = None,
+        safe: bool = False,
+        throttle_classes: Sequence[type] | None = None,
     ) -> F | Callable[[F], F]:
-        options = MethodOptions(kind, name, serializer_class, permission_classes, item, result)
+        options = MethodOptions(
+            kind, name, serializer_class, permission_classes, item, result, safe, throttle_classes
+        )
 
         def mark(f: F) -> F:
             setattr(f, MARK, options)

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
-from django.http.request import split_domain_port, validate_host
+from django.utils.http import is_same_domain
 from rest_framework.request import Request
 
 from .conf import streaming_settings
@@ -34,32 +35,55 @@ def header(scope: Mapping[str, Any], name: bytes) -> str | None:
     return None
 
 
-def allowed_hosts() -> list[str]:
-    hosts = list(settings.ALLOWED_HOSTS)
-    if settings.DEBUG and not hosts:
-        hosts = [".localhost", "127.0.0.1", "[::1]"]
-    return hosts
-
-
 def origin_allowed(scope: Mapping[str, Any]) -> bool:
-    """Whether a browser may open this socket from the page it came from.
+    """Whether a browser may open this socket from the page it came from: Django's CSRF Origin rule.
 
-    No ``Origin`` header means a non-browser client, which CSRF-style checks
-    do not concern. Otherwise the origin must be an allowed host, a
-    ``CSRF_TRUSTED_ORIGINS`` entry or a ``STREAMING["ALLOWED_ORIGINS"]`` entry.
+    No ``Origin`` header means a non-browser client (browsers always send one
+    with a WebSocket handshake), which CSRF-style checks do not concern.
+    Otherwise, as ``CsrfViewMiddleware._origin_verified`` decides: the origin
+    is the request's own ``scheme://host[:port]`` (``wss`` counting as
+    ``https``, ``SECURE_PROXY_SSL_HEADER`` and ``USE_X_FORWARDED_HOST``
+    honoured, the host validated by ``ALLOWED_HOSTS``), or an entry of
+    ``CSRF_TRUSTED_ORIGINS`` (exact, or ``scheme://*.domain`` for its
+    subdomains), or of ``STREAMING["ALLOWED_ORIGINS"]`` (exact). Scheme and
+    port count; ``ALLOWED_HOSTS`` alone never admits an origin, so
+    ``ALLOWED_HOSTS = ["*"]`` does not open the socket to every site.
     """
     origin = header(scope, b"origin")
     if origin is None:
         return True
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return False
     if origin in streaming_settings.ALLOWED_ORIGINS:
         return True
-    if _trusted(origin, parts.scheme, parts.netloc, settings.CSRF_TRUSTED_ORIGINS):
+    if origin == _own_origin(scope):
         return True
-    domain, _port = split_domain_port(parts.netloc)
-    return bool(domain) and validate_host(domain, allowed_hosts())
+    trusted = settings.CSRF_TRUSTED_ORIGINS
+    if origin in trusted:
+        return True
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    netloc = parts.netloc.lower()
+    return bool(netloc) and any(
+        is_same_domain(netloc, entry_parts.netloc.lstrip("*"))
+        for entry_parts in (urlsplit(entry) for entry in trusted if "*" in entry)
+        if entry_parts.scheme == parts.scheme
+    )
+
+
+def _own_origin(scope: Mapping[str, Any]) -> str | None:
+    """``scheme://host`` of the handshake as Django sees it (None: the host is not allowed)."""
+    scheme = _HTTP_SCHEMES.get(scope.get("scheme") or "ws", "http")
+    request = ASGIRequest({**scope, "scheme": scheme, "method": "GET"}, io.BytesIO())
+    try:
+        host = request.get_host()
+    except DisallowedHost:
+        return None
+    return f"{'https' if request.is_secure() else 'http'}://{host}"
+
+
+# A WebSocket scope's scheme as the HTTP scheme Django's request knows.
+_HTTP_SCHEMES = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
 
 
 class OriginValidator:
@@ -88,18 +112,6 @@ class OriginValidator:
         message = await receive()
         if message["type"] == "websocket.connect":
             await send({"type": "websocket.close"})  # before accept: the server answers 403
-
-
-def _trusted(origin: str, scheme: str, netloc: str, trusted: Iterable[str]) -> bool:
-    for entry in trusted:
-        if entry == origin:
-            return True
-        entry_parts = urlsplit(entry)
-        if entry_parts.netloc.startswith("*.") and entry_parts.scheme == scheme:
-            suffix = entry_parts.netloc[1:]
-            if netloc.endswith(suffix):
-                return True
-    return False
 
 
 class DefaultAuthentication:

@@ -48,6 +48,15 @@ class StreamMethod:
     def kind(self) -> CallKind:
         return self.options.kind
 
+    @property
+    def http_methods(self) -> tuple[str, ...]:
+        """The HTTP verbs that may call it: GET only for a safe unary method or a server stream."""
+        if self.kind is CallKind.SERVER_STREAM or (self.kind is CallKind.UNARY and self.options.safe):
+            return ("GET", "POST")
+        if self.kind is CallKind.UNARY:
+            return ("POST",)
+        return ()
+
 
 def _check_shape(view_class: type, attr: str, func: Callable[..., Any], kind: CallKind) -> bool:
     where = f"{view_class.__module__}.{view_class.__qualname__}.{attr}"

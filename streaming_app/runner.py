@@ -311,6 +311,7 @@ async def prepare(method: StreamMethod, ctx: CallContext, args: dict[str, Any]) 
     """Check the endpoint is on, permissions and arguments; return the view and the handler's kwargs."""
     await ensure_enabled(method)
     view = method.view_class(ctx, method)
+    view.kwargs = args
     ctx.authorize_topic = functools.partial(call_sync_policy, view.check_topic_permissions)
     if view.authentication_classes is not None:
         view.request = ctx.request = await _authenticate_for_view(view, ctx)
@@ -411,5 +412,8 @@ def _from_drf(exc: drf_exceptions.APIException) -> exceptions.StreamError:
                 detail = _plain(exc.detail)
                 errors = detail if isinstance(detail, dict) else {"non_field_errors": detail}
                 return invalid_arguments(errors)
+            wait = getattr(exc, "wait", None)  # Throttled's seconds until a retry (untyped in the stubs)
+            if isinstance(exc, drf_exceptions.Throttled) and wait is not None:
+                return exceptions.ResourceExhausted(str(exc.detail), {"retry_after": wait})
             return stream_class(str(exc.detail))
     return exceptions.Unknown(str(exc.detail)) if exc.status_code < 500 else exceptions.Internal()

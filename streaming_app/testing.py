@@ -20,6 +20,7 @@ from .exceptions import StreamError
 from .monitor import monitor
 from .protocol import frames as wire
 from .protocol.codes import SUBPROTOCOL
+from .revocation import guard
 
 
 class ConnectionClosed(Exception):
@@ -69,6 +70,7 @@ class StreamTestClient:
         # gets no flusher or control listener: they would outlive it. Tests
         # write what was tracked with ``await monitor.flush()``.
         monitor.flush_manually()
+        guard.run_manually()  # no revocation listener either: ``await guard.revalidate()`` does its work
         connected, code = await self.communicator.connect(timeout=self.timeout)
         if not connected:
             raise ConnectionClosed(code)

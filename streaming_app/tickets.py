@@ -23,6 +23,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
 from .conf import streaming_settings
+from .revocation import key_hash
 
 SALT = "streaming_app.ticket"
 
@@ -31,9 +32,27 @@ class InvalidTicket(Exception):
     """The ticket is malformed, forged, expired, already used or names no active user."""
 
 
-def issue_ticket(user: Any) -> str:
+def issue_ticket(user: Any, session_key: str | None = None) -> str:
+    """A ticket for ``user``; ``session_key`` (of the session that asked) is carried as a hash.
+
+    The hash lets a logout of that session close the connections the ticket
+    opened (streaming_app.revocation names sessions by the same hash); the
+    key itself never goes into a URL.
+    """
     payload = {"u": str(user.pk), "n": secrets.token_urlsafe(18)}
+    if session_key:
+        payload["s"] = key_hash(session_key)
     return signing.TimestampSigner(salt=SALT).sign_object(payload, compress=False)
+
+
+def ticket_session_hash(ticket: str) -> str | None:
+    """The session hash a genuine ticket carries (None: none, or not a ticket); its age is not checked."""
+    try:
+        payload = signing.TimestampSigner(salt=SALT).unsign_object(ticket)
+    except (signing.BadSignature, ValueError):
+        return None
+    session = payload.get("s") if isinstance(payload, dict) else None
+    return session if isinstance(session, str) else None
 
 
 def redeem_ticket(ticket: str) -> Any:
@@ -79,5 +98,5 @@ def ticket_view(request: HttpRequest) -> JsonResponse:
             status=401,
         )
     return JsonResponse(
-        {"ticket": issue_ticket(request.user), "expires_in": streaming_settings.TICKET_MAX_AGE}
+        {"ticket": issue_ticket(request.user, request.session.session_key), "expires_in": streaming_settings.TICKET_MAX_AGE}
     )

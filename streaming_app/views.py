@@ -7,15 +7,17 @@ authentication class works here as it does on an ``APIView``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, cast
 
 from rest_framework.permissions import BasePermission
+from rest_framework.settings import api_settings
 
 from .conf import streaming_settings
-from .exceptions import PermissionDenied, Unauthenticated
+from .exceptions import PermissionDenied, ResourceExhausted, Unauthenticated
 
 if TYPE_CHECKING:
     from rest_framework.authentication import BaseAuthentication
+    from rest_framework.throttling import BaseThrottle
     from rest_framework.request import Request
 
     from .context import CallContext
@@ -31,6 +33,9 @@ class StreamView:
     namespace: str | None = None
     authentication_classes: Sequence[type[BaseAuthentication]] | None = None
     permission_classes: Sequence[type[BasePermission]] | None = None
+    # DRF throttle classes (None: REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"]),
+    # checked per call on both transports, after the permissions, as DRF does.
+    throttle_classes: Sequence[type[BaseThrottle]] | None = None
     serializer_class: type | None = None
 
     def __init__(self, ctx: CallContext, method: StreamMethod) -> None:
@@ -38,6 +43,9 @@ class StreamView:
         self.request: Request = ctx.request
         self.stream_method = method
         self.action = method.attr  # as DRF viewsets name it, for permission classes
+        # The call's arguments as sent (before validation), as DRF's view.kwargs
+        # holds the URL's: what a throttle's get_cache_key() may key on.
+        self.kwargs: dict[str, Any] = {}
 
     # -- policies ------------------------------------------------------------
 
@@ -53,6 +61,15 @@ class StreamView:
             classes = self.permission_classes
         if classes is None:
             classes = streaming_settings.DEFAULT_PERMISSION_CLASSES
+        return [cls() for cls in classes]
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        classes = self.stream_method.options.throttle_classes
+        if classes is None:
+            classes = self.throttle_classes
+        if classes is None:
+            # The stubs type it as dotted paths; DRF's api_settings has imported them.
+            classes = cast("Sequence[type[BaseThrottle]]", api_settings.DEFAULT_THROTTLE_CLASSES)
         return [cls() for cls in classes]
 
     def get_serializer_class(self) -> type | None:
@@ -99,6 +116,23 @@ class StreamView:
                     code=getattr(permission, "code", None),
                 )
 
+    def check_throttles(self) -> None:
+        """Raise ``resource_exhausted`` with ``details.retry_after`` when a throttle refuses, as DRF's APIView."""
+        waits = []
+        for throttle in self.get_throttles():
+            # The ignore: the stubs type ``view`` as APIView; DRF only passes it through.
+            if not throttle.allow_request(self.request, self):  # type: ignore[arg-type]
+                waits.append(throttle.wait())
+        if waits:
+            known = [wait for wait in waits if wait is not None]
+            self.throttled(max(known) if known else None)
+
+    def throttled(self, wait: float | None) -> None:
+        """Refuse the call: too many calls (``wait``: seconds until one is allowed, if known)."""
+        if wait is None:
+            raise ResourceExhausted("Too many calls: throttled.")
+        raise ResourceExhausted(f"Too many calls: throttled; try again in {wait:.0f} s.", {"retry_after": wait})
+
     def permission_denied(self, message: Any = None, code: str | None = None) -> None:
         if self.request.authenticators and not self.request.successful_authenticator:
             raise Unauthenticated()
@@ -108,6 +142,7 @@ class StreamView:
     def initial(self) -> None:
         """Runs before the handler, after authentication; override to add checks."""
         self.check_permissions()
+        self.check_throttles()
 
     @classmethod
     def on_registered(cls) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, TypedDict
 
@@ -11,6 +12,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.throttling import SimpleRateThrottle
 
 from streaming_app import ModelStreamView, StreamView, apublish, bidi_stream, client_stream, server_stream, unary
 from streaming_app.exceptions import ERROR_CLASSES, InvalidArgument, NotFound, PermissionDenied, StreamError
@@ -88,22 +90,37 @@ def record_cleanup(tag: str) -> None:
         Cleanup.objects.filter(tag=tag).update(count=F("count") + 1)
 
 
+class LimitedThrottle(SimpleRateThrottle):
+    """``interop.limited``: REST_FRAMEWORK's "interop.limited" rate per (user or client IP, ``key``).
+
+    Counted in Django's cache, so across processes when they share it (Redis).
+    """
+
+    scope = "interop.limited"
+
+    def get_cache_key(self, request, view) -> str:
+        who = f"user:{request.user.pk}" if request.user.is_authenticated else f"ip:{self.get_ident(request)}"
+        key = hashlib.sha256(str(view.kwargs.get("key", "")).encode()).hexdigest()[:32]
+        return self.cache_format % {"scope": self.scope, "ident": f"{who}:{key}"}
+
+
 class InteropStreams(StreamView):
     namespace = "interop"
 
-    @unary
+    # Every interop method but publish is safe: a GET may call it (shared/interop.md, "HTTP verbs").
+    @unary(safe=True)
     async def empty(self, ctx) -> Empty:
         return {}
 
-    @unary(name="unary")  # the attribute cannot be "unary": that would hide the decorator
+    @unary(name="unary", safe=True)  # the attribute cannot be "unary": that would hide the decorator
     async def unary_payload(self, ctx, payload: str) -> Payload:
         return {"payload": payload}
 
-    @unary(permission_classes=[IsAuthenticated])
+    @unary(permission_classes=[IsAuthenticated], safe=True)
     async def whoami(self, ctx) -> WhoAmI:
         return {"username": ctx.user.get_username(), "is_staff": ctx.user.is_staff}
 
-    @unary(permission_classes=[IsAdminUser])
+    @unary(permission_classes=[IsAdminUser], safe=True)
     async def staff_only(self, ctx) -> Ok:
         return {"ok": True}
 
@@ -130,7 +147,7 @@ class InteropStreams(StreamView):
         async for item in items:
             yield item
 
-    @unary
+    @unary(safe=True)
     async def fail(self, ctx, code: str, message: str = "") -> None:
         raise error_for(code, message)
 
@@ -151,24 +168,28 @@ class InteropStreams(StreamView):
         finally:
             await record_cleanup(tag)
 
-    @unary
+    @unary(safe=True)
     def cleanups(self, ctx, tag: str = "") -> CleanupCount:
         row = Cleanup.objects.filter(tag=tag).first()
         return {"count": row.count if row else 0}
 
-    @unary
+    @unary(safe=True)
     async def crash(self, ctx) -> None:
         raise RuntimeError("interop crash: secret-7f3a")
 
-    @unary
+    @unary(safe=True)
     async def big(self, ctx, size: int) -> BigResult:
         if not 0 <= size <= MAX_BIG:
             raise InvalidArgument(f"size must be between 0 and {MAX_BIG}.", {"errors": {"size": ["Out of range."]}})
         return {"data": "x" * size}
 
-    @unary
+    @unary  # not safe: it publishes, so a GET answers 405
     async def publish(self, ctx, topic: str, data: Any) -> Published:
         return {"eid": await apublish(f"interop.{topic}", data)}
+
+    @unary(safe=True, throttle_classes=[LimitedThrottle])
+    async def limited(self, ctx, key: str = "") -> Ok:
+        return {"ok": True}
 
     @server_stream
     async def subscribe(self, ctx, topic: str) -> AsyncIterator[Any]:

@@ -7,8 +7,10 @@ view checks what it can before the response starts, and answers those
 problems with an HTTP status and ``{"error": {"code", "message", "details"}}``:
 
 1. the method exists (404), takes no items from the client (405: client-stream
-   and bidirectional methods need the WebSocket) and has a media type the
-   ``Accept`` header allows (406);
+   and bidirectional methods need the WebSocket), is called with a verb it
+   allows (405 ``Allow: POST`` for a GET of a unary method not declared
+   ``safe``: see docs/security.md) and has a media type the ``Accept`` header
+   allows (406);
 2. the query string can be read and names no parameter twice (400);
 3. authentication with the default classes, as for a WebSocket handshake
    (presented but invalid credentials: 401; CSRF, for a session-authenticated
@@ -36,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import secrets
 import time
 from typing import Any, AsyncIterator
@@ -336,6 +339,9 @@ class StreamHTTPView(DefaultAuthentication, View):
         self, request: HttpRequest, *args: Any, **kwargs: Any
     ) -> HttpResponseBase:
         allowed = [name.upper() for name in self.http_method_names]
+        method = self.registry.get(str(kwargs.get("method", "")))
+        if method is not None and method.http_methods:
+            allowed = list(method.http_methods)  # POST alone for a unary method that is not safe
         error = exceptions.Unimplemented(
             f"Method {request.method} is not allowed; call with {' or '.join(allowed)}.", {"allow": allowed}
         )
@@ -360,6 +366,7 @@ class StreamHTTPView(DefaultAuthentication, View):
         received = time.monotonic()
         try:
             method = self.get_method(name)
+            self.check_verb(request, method)
             media_type = self.choose_media_type(request, method)
             query = self.single_values(request)  # before authentication reads ?ticket=
             drf_request = await self.authenticate(request)
@@ -407,6 +414,9 @@ class StreamHTTPView(DefaultAuthentication, View):
 
     def error_response(self, error: exceptions.StreamError, request: HttpRequest, body: str | None = None) -> HttpResponse:
         headers = {}
+        retry_after = (error.details or {}).get("retry_after") if error.code is ErrorCode.RESOURCE_EXHAUSTED else None
+        if isinstance(retry_after, (int, float)) and not isinstance(retry_after, bool):
+            headers["Retry-After"] = str(max(0, math.ceil(retry_after)))  # whole seconds, as DRF sends it
         if error.code.http_status == 401:
             # DRF hands authenticators its Request, never the HttpRequest it wraps.
             drf_request = Request(request)
@@ -431,6 +441,25 @@ class StreamHTTPView(DefaultAuthentication, View):
                 {"Allow": ""},
             )
         return method
+
+    def check_verb(self, request: HttpRequest, method: StreamMethod) -> None:
+        """405 for a GET of a unary method not declared ``safe``: a cross-site link must not change data.
+
+        A GET carries the session cookie from any site and no CSRF token (the
+        CSRF check applies to unsafe verbs only), so only methods without side
+        effects may be reached by one; the others take POST, which the CSRF
+        check covers.
+        """
+        allowed = method.http_methods
+        if request.method not in allowed:
+            raise CallRefused(
+                exceptions.Unimplemented(
+                    f"{method.name} has side effects and is called with {' or '.join(allowed)}, not {request.method}.",
+                    {"allow": list(allowed)},
+                ),
+                405,
+                {"Allow": ", ".join(allowed)},
+            )
 
     def choose_media_type(self, request: HttpRequest, method: StreamMethod) -> str:
         offers = self.unary_media_types if method.kind is CallKind.UNARY else self.stream_media_types

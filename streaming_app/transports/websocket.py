@@ -25,6 +25,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from .. import exceptions
 from ..arguments import convert_item
 from ..conf import streaming_settings
+from ..connection_limits import admissions, limited_keys
 from ..context import CallContext
 from ..encoding import json_default
 from ..events import Event
@@ -34,6 +35,7 @@ from ..handshake import DefaultAuthentication, authenticate, build_request, orig
 from ..outcomes import EndReason
 from ..protocol import frames as wire
 from ..protocol.codes import SUBPROTOCOL, CloseCode, ErrorCode
+from ..protocol.call_rate import CallRate
 from ..protocol.frames import (
     CallFrame,
     CancelFrame,
@@ -47,11 +49,18 @@ from ..protocol.frames import (
 from ..protocol.connection import FrameTooLarge, Limits, ServerConnection
 from ..protocol.session import Call, ServerSession, WindowExceeded
 from ..registry import StreamMethod, registry
+from ..revocation import Credential, guard
 from ..runner import CallRunner, call_deadline
 
 logger = logging.getLogger("streaming_app")
 
 YIELD_EVERY_MASK = 63  # a stream lets the event loop run once every 64 items
+
+
+def client_ip(scope: dict[str, Any]) -> str | None:
+    """The client's address as the server saw it (daphne's --proxy-headers puts the forwarded one here)."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 class WebSocketCall:
@@ -160,6 +169,13 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         self._counted = False
         self._stop_reason = EndReason.DISCONNECTED  # why calls stop when the socket closes
         self._heartbeat: asyncio.Task[None] | None = None
+        # What the connection was authenticated with (None: anonymous), watched
+        # by the revocation guard; the user's generation when it was last read.
+        self.credential: Credential | None = None
+        self._user_generation = 0
+        self._age_timer: asyncio.TimerHandle | None = None
+        self._admitted = False  # counted against MAX_CONNECTIONS_PER_USER / _PER_IP
+        self._call_rate: CallRate | None = None  # MAX_CALLS_PER_SECOND
         self._frame_handlers: dict[type, Callable[[Any], Any]] = {
             CallFrame: self.on_call,
             NextFrame: self.on_next,
@@ -189,6 +205,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         if offered:
             accept["subprotocol"] = SUBPROTOCOL
         self.request = build_request(self.scope, self.get_authenticators())
+        notices = guard.notices
         try:
             await database_sync_to_async(authenticate)(self.request)
         except AuthenticationFailed:
@@ -213,13 +230,26 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         if limit is not None and StreamConsumer.open_connections >= limit:
             await self.close(CloseCode.TOO_MANY_CONNECTIONS)
             return
+        keys = limited_keys(self.request.user, client_ip(self.scope))
+        if keys:
+            if not await admissions.admit(self.connection_id, keys):
+                await self.close(CloseCode.TOO_MANY_CONNECTIONS)
+                return
+            self._admitted = True
         StreamConsumer.open_connections += 1
         self._counted = True
+        if settings.MAX_CALLS_PER_SECOND is not None:
+            self._call_rate = CallRate(settings.MAX_CALLS_PER_SECOND, time.monotonic())
         tune_for_serving()
+        loop = asyncio.get_running_loop()
+        self.watch_credential(notices)
+        max_age = settings.MAX_CONNECTION_AGE
+        if max_age is not None:
+            self._age_timer = loop.call_later(max_age, self.expire)
         self.connection = connection = ServerConnection(self.get_limits(), time.monotonic())
         self.session = connection.session
         await self.send_text(connection.hello(self.connection_id))
-        self._heartbeat = asyncio.get_running_loop().create_task(self.heartbeat(connection))
+        self._heartbeat = loop.create_task(self.heartbeat(connection))
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         connection = self.connection
@@ -247,6 +277,22 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
     async def on_call(self, frame: CallFrame) -> None:
         session = self.accepted().session
         session.claim_id(frame.id)
+        credential = self.credential
+        if credential is not None and guard.generation(credential.user_pk) != self._user_generation:
+            if not await self.refresh_credential(credential):
+                return
+        call_rate = self._call_rate
+        if call_rate is not None:
+            wait = call_rate.take(time.monotonic())
+            if wait:
+                await self.send_error(
+                    frame.id,
+                    exceptions.ResourceExhausted(
+                        f"Too many calls on this connection (limit {call_rate.rate:g} per second).",
+                        {"retry_after": max(round(wait, 3), 0.001), "max_calls_per_second": call_rate.rate},
+                    ),
+                )
+                return
         method = self.registry.get(frame.method)
         if method is None:
             await self.send_error(frame.id, exceptions.Unimplemented(f"Unknown method {frame.method!r}."))
@@ -380,6 +426,52 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
             if connection.ping_due(time.monotonic()):
                 await self.send_text(wire.encode_ping())
 
+    # -- credentials (streaming_app.revocation) -------------------------------------------
+
+    def watch_credential(self, notices: int) -> None:
+        """Hand an authenticated connection to the revocation guard.
+
+        ``notices`` is the guard's count before authentication: a notice that
+        arrived in between may concern this user, so it is checked at once.
+        """
+        self.credential = credential = Credential.of(self.request)
+        if credential is None:
+            return
+        self._user_generation = guard.generation(credential.user_pk)
+        guard.add(self)
+        if guard.notices != notices:
+            asyncio.get_running_loop().create_task(guard.revalidate([self]))
+
+    async def refresh_credential(self, credential: Credential) -> bool:
+        """Re-read the user before a call (a notice said they changed); close with 4401 if revoked."""
+        generation = guard.generation(credential.user_pk)
+        user = await database_sync_to_async(credential.validate)()
+        if user is None:
+            await self.close(CloseCode.INVALID_CREDENTIALS)
+            return False
+        self.credential_refreshed(user)
+        self._user_generation = generation
+        return True
+
+    def credential_revoked(self) -> None:
+        """The credential no longer holds: close with 4401 (its calls' ``finally`` blocks run)."""
+        if not self.closed:
+            asyncio.get_running_loop().create_task(self.close(CloseCode.INVALID_CREDENTIALS))
+
+    def credential_refreshed(self, user: Any) -> None:
+        """Calls from now on see ``user`` as re-read (staff, permissions, groups)."""
+        request = self.request
+        request.user = user  # DRF sets the wrapped HttpRequest's user too
+        request._request.__dict__.pop("_streaming_view_requests", None)  # views' own authentication, redone
+        if self.credential is not None:
+            self._user_generation = guard.generation(self.credential.user_pk)
+
+    def expire(self) -> None:
+        """MAX_CONNECTION_AGE is reached: close with 4503, so the client reconnects (authenticating again)."""
+        self._age_timer = None
+        if not self.closed:
+            asyncio.get_running_loop().create_task(self.close(CloseCode.DRAINING))
+
     def terminate(self) -> None:
         """Close the connection with 4000 (an administrator's command); its calls' ``finally`` blocks run."""
         self._stop_reason = EndReason.TERMINATED
@@ -405,5 +497,12 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         if self._counted:
             StreamConsumer.open_connections -= 1
             self._counted = False
+        guard.discard(self)
+        if self._admitted:
+            self._admitted = False
+            asyncio.get_running_loop().create_task(admissions.release(self.connection_id))
+        if self._age_timer is not None:
+            self._age_timer.cancel()
+            self._age_timer = None
         if wait and tasks:
             await asyncio.wait(tasks, timeout=10)

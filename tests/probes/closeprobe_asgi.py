@@ -49,11 +49,11 @@ class CloseProbeConsumer(StreamConsumer):
 class CloseProbe(StreamView):
     namespace = "closeprobe"
 
-    @unary
+    @unary(safe=True)
     async def counts(self, ctx, tag: str) -> dict:
         return {"connects": CONNECTS[tag], "pings": PINGS[tag]}
 
-    @unary
+    @unary(safe=True)
     async def headers(self, ctx) -> dict:
         """The handshake headers a handler sees: where connection metadata arrives."""
         return dict(ctx.headers)

@@ -21,7 +21,7 @@ class FlowProbe(StreamView):
             PRODUCED[key] = i + 1
             yield {"i": i}
 
-    @unary
+    @unary(safe=True)
     async def produced(self, ctx, key: str) -> dict:
         return {"produced": PRODUCED.get(key, 0)}
 

@@ -23,7 +23,7 @@ FINISHED: dict[str, str] = {}  # tag -> how the handler ended ("returned", "canc
 class HttpProbe(StreamView):
     namespace = "httpprobe"
 
-    @unary
+    @unary(safe=True)
     async def sleep(self, ctx, seconds: float, tag: str = "") -> dict:
         try:
             await asyncio.sleep(seconds)
@@ -33,11 +33,11 @@ class HttpProbe(StreamView):
         FINISHED[tag] = "returned"
         return {"slept": seconds}
 
-    @unary
+    @unary(safe=True)
     async def finished(self, ctx, tag: str) -> dict:
         return {"finished": FINISHED.get(tag)}
 
-    @unary
+    @unary(safe=True)
     async def context(self, ctx) -> dict:
         return {
             "transport": ctx.transport,
@@ -55,7 +55,7 @@ class HttpProbe(StreamView):
         await asyncio.sleep(delay_ms / 1000)
         yield {"late": True}
 
-    @unary
+    @unary(safe=True)
     async def raise_cancelled(self, ctx) -> None:
         raise asyncio.CancelledError()
 
@@ -69,7 +69,7 @@ class HttpProbe(StreamView):
         yield {"i": 0}
         yield {"bad": object()}
 
-    @unary
+    @unary(safe=True)
     async def unencodable_details(self, ctx) -> None:
         raise StreamError.for_code("failed_precondition", "Stock changed.", {"item": object()})
 
@@ -82,7 +82,7 @@ class HttpProbe(StreamView):
     async def my_items(self, ctx):
         yield {"username": ctx.user.get_username()}
 
-    @unary
+    @unary(safe=True)
     async def typed(
         self,
         ctx,
@@ -105,7 +105,7 @@ class TokenProbe(StreamView):
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsAuthenticated]
 
-    @unary
+    @unary(safe=True)
     async def whoami(self, ctx) -> dict:
         return {"username": ctx.user.get_username()}
 

@@ -33,7 +33,7 @@ class UncheckedConsumer(StreamConsumer):
 class OriginProbe(StreamView):
     namespace = "originprobe"
 
-    @unary
+    @unary(safe=True)
     async def reached(self, ctx, tag: str) -> int:
         return REACHED[tag]
 

@@ -40,7 +40,7 @@ class WatchProbe(NoteStreams):
     is_visible = NoteStreams.__mro__[1].is_visible  # the base's: undeclared, so the grouped fallback
     snapshot_chunk_size = 10
 
-    @unary
+    @unary(safe=True)
     async def queries(self, ctx) -> dict:
         return {"queries": QUERIES[0], "reads": get_feed().reads_started}
 

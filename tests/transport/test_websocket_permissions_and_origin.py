@@ -103,8 +103,9 @@ async def test_handshake_from_a_foreign_origin_is_refused():
         await client.disconnect()
 
 
-async def test_handshake_from_an_allowed_host_origin_is_accepted():
-    async with StreamTestClient(headers=[(b"origin", b"http://localhost")]) as client:
+async def test_handshake_from_the_requests_own_origin_is_accepted():
+    # As Django's CSRF check: the Origin is compared with the request's own host (validated by ALLOWED_HOSTS).
+    async with StreamTestClient(headers=[(b"host", b"localhost"), (b"origin", b"http://localhost")]) as client:
         assert client.hello["t"] == "hello"
 
 

@@ -61,3 +61,43 @@ async def test_the_listener_dispatches_what_is_published_on_the_control_topic():
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
     assert RECEIVED and RECEIVED[0] == (owner, {"op": "test.echo"})
+
+
+# -- revocation notices (streaming_app.revocation) -----------------------------------------------------------
+
+
+class _Watched:
+    def __init__(self, credential):
+        self.credential = credential
+        self.revoked = 0
+
+    def credential_revoked(self) -> None:
+        self.revoked += 1
+
+    def credential_refreshed(self, user) -> None:
+        pass
+
+
+def test_a_revocation_notice_naming_a_token_closes_only_the_connections_holding_it():
+    from django.core import signing
+
+    from streaming_app.revocation import SALT, Credential, Guard, key_hash
+
+    guard = Guard()
+    holder, other = _Watched(Credential("7", token_key="k1")), _Watched(Credential("7", token_key="k2"))
+    guard._by_user["7"] = {holder, other}
+    guard.handle(signing.dumps({"u": "7", "k": key_hash("k1")}, salt=SALT))
+    assert (holder.revoked, other.revoked) == (1, 0)
+    assert guard.generation("7") == 1
+
+
+def test_a_forged_revocation_notice_is_ignored():
+    from django.core import signing
+
+    from streaming_app.revocation import Credential, Guard, key_hash
+
+    guard = Guard()
+    holder = _Watched(Credential("7", token_key="k1"))
+    guard._by_user["7"] = {holder}
+    guard.handle(signing.dumps({"u": "7", "k": key_hash("k1")}, salt="not-the-salt"))
+    assert holder.revoked == 0 and guard.generation("7") == 0

@@ -139,3 +139,24 @@ def test_a_frame_the_server_would_send_fits_up_to_max_frame_bytes():
     conn = connection(max_frame=10)
     assert conn.fits("x" * 10)
     assert not conn.fits("é" * 6)  # 12 bytes
+
+
+# -- calls per second (protocol/call_rate.py) ------------------------------------------------------------
+
+
+def test_call_rate_allows_a_burst_of_rate_calls_then_refuses_with_the_wait():
+    from streaming_app.protocol.call_rate import CallRate
+
+    rate = CallRate(5, now=100.0)
+    assert [rate.take(100.0) for _ in range(5)] == [0.0] * 5
+    assert rate.take(100.0) == pytest.approx(0.2)
+
+
+def test_call_rate_refills_at_rate_per_second():
+    from streaming_app.protocol.call_rate import CallRate
+
+    rate = CallRate(10, now=0.0)
+    for _ in range(10):
+        rate.take(0.0)
+    assert rate.take(0.05) > 0  # half a token
+    assert rate.take(0.2) == 0.0

@@ -183,3 +183,30 @@ def test_autodiscovery_registers_the_demo_interop_views():
     assert str(registry.get("interop.count").kind) == "server_stream"
     assert str(registry.get("interop.sum").kind) == "client_stream"
     assert str(registry.get("interop.echo").kind) == "bidi_stream"
+
+
+# -- HTTP verbs (safe methods) ------------------------------------------------------------------------------
+
+
+def test_a_unary_method_is_called_with_post_only_unless_declared_safe():
+    from streaming_app import StreamView, server_stream, unary
+    from streaming_app.registry import StreamRegistry
+
+    class Verbs(StreamView):
+        namespace = "verbs"
+
+        @unary
+        async def change(self, ctx) -> None: ...
+
+        @unary(safe=True)
+        async def read(self, ctx) -> None: ...
+
+        @server_stream
+        async def watch(self, ctx):
+            yield 1
+
+    local = StreamRegistry()
+    local.register(Verbs)
+    assert local.get("verbs.change").http_methods == ("POST",)
+    assert local.get("verbs.read").http_methods == ("GET", "POST")
+    assert local.get("verbs.watch").http_methods == ("GET", "POST")

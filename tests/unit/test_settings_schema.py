@@ -78,6 +78,11 @@ def test_every_default_passes_its_own_rule():
         ("TOPIC_PREFIX", "my app", "streaming_app.E020"),
         ("BROKER", 6379, "streaming_app.E007"),
         ("DEFAULT_PERMISSION_CLASSES", "rest_framework.permissions.AllowAny", "streaming_app.E003"),
+        ("REVALIDATE_INTERVAL", 0, "streaming_app.E030"),
+        ("MAX_CONNECTION_AGE", "1d", "streaming_app.E030"),
+        ("MAX_CONNECTIONS_PER_USER", 0, "streaming_app.E031"),
+        ("MAX_CONNECTIONS_PER_IP", 2.5, "streaming_app.E031"),
+        ("MAX_CALLS_PER_SECOND", -1, "streaming_app.E032"),
     ],
 )
 def test_settings_no_check_looked_at_before_are_checked(key, value, check_id):
