@@ -26,6 +26,8 @@ from .. import exceptions
 from ..arguments import convert_item
 from ..conf import streaming_settings
 from ..context import CallContext
+from ..drain import is_draining
+from ..drain import unavailable as draining_error
 from ..encoding import json_default
 from ..events import Event
 from ..flow import CreditGate, Inbox
@@ -45,7 +47,7 @@ from ..protocol.frames import (
     PongFrame,
 )
 from ..protocol.connection import FrameTooLarge, Limits, ServerConnection
-from ..protocol.session import Call, ServerSession, WindowExceeded
+from ..protocol.session import Call, CallKind, ServerSession, WindowExceeded
 from ..registry import StreamMethod, registry
 from ..runner import CallRunner, call_deadline
 
@@ -144,6 +146,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
     # when handshake.OriginValidator (or another check) is in front.
     check_origin = True
     open_connections = 0  # in this process
+    instances: set[StreamConsumer] = set()  # the accepted connections of this process (a drain closes them)
     # No per-connection channel: nothing is addressed to one socket through the
     # layer, and with channels_redis joining one makes every disconnect wait
     # out a 5 s blocking pop. (An alias no layer has gives None.)
@@ -188,6 +191,10 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         accept: dict[str, Any] = {"type": "websocket.accept"}
         if offered:
             accept["subprotocol"] = SUBPROTOCOL
+        if is_draining():  # before any work: the client reconnects, through the proxy, elsewhere
+            await self.base_send(accept)
+            await self.close(CloseCode.DRAINING)
+            return
         self.request = build_request(self.scope, self.get_authenticators())
         try:
             await database_sync_to_async(authenticate)(self.request)
@@ -214,6 +221,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
             await self.close(CloseCode.TOO_MANY_CONNECTIONS)
             return
         StreamConsumer.open_connections += 1
+        StreamConsumer.instances.add(self)
         self._counted = True
         tune_for_serving()
         self.connection = connection = ServerConnection(self.get_limits(), time.monotonic())
@@ -247,6 +255,9 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
     async def on_call(self, frame: CallFrame) -> None:
         session = self.accepted().session
         session.claim_id(frame.id)
+        if is_draining():
+            await self.send_error(frame.id, draining_error())
+            return
         method = self.registry.get(frame.method)
         if method is None:
             await self.send_error(frame.id, exceptions.Unimplemented(f"Unknown method {frame.method!r}."))
@@ -380,6 +391,10 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
             if connection.ping_due(time.monotonic()):
                 await self.send_text(wire.encode_ping())
 
+    def unary_running(self) -> bool:
+        """Whether a unary call is running on this connection (a drain lets it finish first)."""
+        return any(active.runner.method.kind is CallKind.UNARY for active in self.calls.values())
+
     def terminate(self) -> None:
         """Close the connection with 4000 (an administrator's command); its calls' ``finally`` blocks run."""
         self._stop_reason = EndReason.TERMINATED
@@ -404,6 +419,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
             runner.stop(self._stop_reason)
         if self._counted:
             StreamConsumer.open_connections -= 1
+            StreamConsumer.instances.discard(self)
             self._counted = False
         if wait and tasks:
             await asyncio.wait(tasks, timeout=10)
