@@ -33,9 +33,11 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING, Any, Iterable
 
 from django.http import HttpRequest, HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -252,16 +254,22 @@ class MetricsView(APIView):
     """``GET``: the process's metrics in Prometheus' text format.
 
     Include it where you like, e.g. ``path("metrics", MetricsView.as_view())``.
-    Access follows ``STREAMING["METRICS_PERMISSION_CLASSES"]`` (with the
-    project's DRF authentication classes). The collector reads the counts
-    under their lock, so a scrape from Django's worker thread is consistent.
+    Access follows ``STREAMING["METRICS_PERMISSION_CLASSES"]``; credentials
+    are read as stream calls read them (``DEFAULT_AUTHENTICATION_CLASSES``:
+    bearer token, session). The collector reads the counts under their lock,
+    so a scrape from Django's worker thread is consistent.
     """
 
     registry: CollectorRegistry = REGISTRY
+
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        return [authenticator() for authenticator in streaming_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
     def get_permissions(self) -> list[BasePermission]:
         return [permission() for permission in streaming_settings.METRICS_PERMISSION_CLASSES]
 
     def get(self, request: Request) -> HttpResponse:
-        return HttpResponse(generate_latest(self.registry), content_type=CONTENT_TYPE_LATEST)
+        # The text format Prometheus asks for in Accept (OpenMetrics or 0.0.4), as prometheus_client serves it.
+        encode, content_type = choose_encoder(request.META.get("HTTP_ACCEPT", ""))
+        return HttpResponse(encode(self.registry), content_type=content_type)
 
