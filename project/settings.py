@@ -17,6 +17,7 @@ Environment (the interop conventions, see shared/interop.md):
   served from another host, e.g. ``https://app.example.com``.
 - ``DJANGO_STATIC_ROOT``: where ``collectstatic`` puts static files for the
   proxy to serve.
+- ``DJANGO_STREAMING_METRICS``: "0" turns the Prometheus metrics off.
 """
 
 from __future__ import annotations
@@ -160,6 +161,8 @@ STREAMING = {
     # On SIGTERM, close every connection with 4503 within 10 s (docs/operations.md);
     # docker-compose's stop_grace_period leaves the process a little longer.
     "DRAIN_TIMEOUT": 10.0,
+    # Prometheus metrics at /metrics (DJANGO_STREAMING_METRICS=0 turns them off, e.g. to measure their cost).
+    "METRICS": os.environ.get("DJANGO_STREAMING_METRICS", "1") != "0",
 }
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -162,8 +162,7 @@ def test_staff_users_read_the_metrics_from_anywhere(server, staff_token):
 
 def test_with_metrics_off_nothing_is_counted(django_db_blocker, tmp_path):
     with django_db_blocker.unblock():
-        off = start_server(tmp_path, app="probes.httpprobe_asgi:application",
-                           env={"DJANGO_SETTINGS_MODULE": "probes.opsprobe_settings", "OPS_PROBE_METRICS": "0"})
+        off = start_server(tmp_path, env={"DJANGO_STREAMING_METRICS": "0"})
     try:
         assert httpx.post(f"{off.http_url}/streams/interop.unary", json={"payload": "x"}, timeout=10).status_code == 200
         samples = scrape(off)

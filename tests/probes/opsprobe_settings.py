@@ -1,9 +1,8 @@
-"""The example project's settings for operations tests: ``OPS_PROBE_*`` environment variables tune them.
+"""The example project's settings with DRAIN_TIMEOUT from ``OPS_PROBE_DRAIN_TIMEOUT`` (seconds), for drain tests.
 
-``DJANGO_SETTINGS_MODULE=probes.opsprobe_settings`` with ``tests/`` on PYTHONPATH:
-``OPS_PROBE_METRICS=0`` turns metrics off; ``OPS_PROBE_DRAIN_TIMEOUT`` sets
-DRAIN_TIMEOUT (seconds). Served with ``probes.httpprobe_asgi:application``, it has
-the ``httpprobe.sleep`` unary method, a call that runs as long as a test asks.
+``DJANGO_SETTINGS_MODULE=probes.opsprobe_settings`` with ``tests/`` on PYTHONPATH.
+Served with ``probes.httpprobe_asgi:application``, it has the ``httpprobe.sleep``
+unary method, a call that runs as long as a test asks.
 """
 
 import os
@@ -13,6 +12,5 @@ from project.settings import STREAMING
 
 STREAMING = {
     **STREAMING,
-    "METRICS": os.environ.get("OPS_PROBE_METRICS", "1") != "0",
     "DRAIN_TIMEOUT": float(os.environ.get("OPS_PROBE_DRAIN_TIMEOUT", STREAMING.get("DRAIN_TIMEOUT", 10.0))),
 }

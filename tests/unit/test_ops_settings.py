@@ -121,3 +121,9 @@ def test_docker_compose_config_is_valid():
     result = subprocess.run(["docker", "compose", "config", "--quiet"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_deployment_guide_shows_the_shipped_nginx_config():
+    guide = (ROOT / "docs" / "deployment.md").read_text()
+    shown = guide.split("```nginx\n", 1)[1].split("```", 1)[0]
+    assert shown == (ROOT / "deploy" / "nginx.conf").read_text()
