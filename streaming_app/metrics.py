@@ -43,6 +43,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from .conf import streaming_settings
+from .outcomes import EndReason
 
 if TYPE_CHECKING:
     from .runner import CallRunner
@@ -204,8 +205,6 @@ def register_collector(registry: CollectorRegistry = REGISTRY) -> None:
 
 def outcome_of(runner: CallRunner) -> str:
     """``ok``, the error code the call ended with, or ``cancelled`` (cancel, disconnect)."""
-    from .outcomes import EndReason
-
     if runner.reason is EndReason.COMPLETED:
         return "ok"
     if runner.error is not None:

@@ -216,6 +216,9 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
             await self.close(CloseCode.INTERNAL_ERROR)
             return
         await self.base_send(accept)
+        if is_draining():  # began while the handshake was authenticated
+            await self.close(CloseCode.DRAINING)
+            return
         limit = settings.MAX_CONNECTIONS_PER_PROCESS
         if limit is not None and StreamConsumer.open_connections >= limit:
             await self.close(CloseCode.TOO_MANY_CONNECTIONS)
