@@ -12,6 +12,7 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -35,10 +36,11 @@ def nginx_binary() -> str:
     return path
 
 
-def loopback_config(directory: Path, listen: int, upstreams: list[int]) -> Path:
-    """deploy/nginx.conf with loopback addresses and this test's own temporary paths."""
+def loopback_config(directory: Path, listen: int, upstreams: list[int], changes: dict[str, str]) -> Path:
+    """deploy/nginx.conf with loopback addresses, this test's own temporary paths, and ``changes``."""
     text = (ROOT / "deploy" / "nginx.conf").read_text()
     replacements = {
+        **changes,
         "server web1:8000 ": f"server 127.0.0.1:{upstreams[0]} ",
         "server web2:8000 ": f"server 127.0.0.1:{upstreams[1]} ",
         "listen 80;": f"listen 127.0.0.1:{listen};",
@@ -57,11 +59,13 @@ def loopback_config(directory: Path, listen: int, upstreams: list[int]) -> Path:
 
 
 class Nginx:
-    def __init__(self, directory: Path, upstreams: list[int]) -> None:
+    def __init__(self, directory: Path, upstreams: list[int], changes: dict[str, str] | None = None) -> None:
         self.directory = directory
         self.port = free_port()
         binary = nginx_binary()
-        config = loopback_config(directory, self.port, upstreams)
+        directory.mkdir(exist_ok=True)
+        (directory / "static").mkdir(exist_ok=True)
+        config = loopback_config(directory, self.port, upstreams, changes or {})
         main = f"daemon off; pid {directory}/nginx.pid; error_log {directory}/error.log warn;"
         if os.geteuid() == 0:
             main += " user root;"  # workers must read this test's private directory
@@ -87,11 +91,10 @@ class Nginx:
 
 @pytest.fixture
 def topology(tmp_path, redis_url) -> Iterator[tuple[Nginx, list[Server]]]:
-    (tmp_path / "static").mkdir()
     servers = [start_server(tmp_path, env={"REDIS_URL": redis_url}) for _ in range(2)]
     proxy = None
     try:
-        proxy = Nginx(tmp_path, [server.port for server in servers])
+        proxy = Nginx(tmp_path / "nginx", [server.port for server in servers])
         yield proxy, servers
     finally:
         if proxy is not None:
@@ -122,6 +125,26 @@ def test_the_proxy_does_not_serve_the_metrics(topology):
     proxy, servers = topology
     assert httpx.get(f"{proxy.http_url}/metrics", timeout=10).status_code == 404
     assert httpx.get(f"{servers[0].http_url}/metrics", timeout=10).status_code == 200  # from this host, directly
+
+
+def test_the_proxy_cuts_off_a_client_that_trickles_its_request_headers(tmp_path, topology):
+    """Slowloris: half-sent handshakes held daphne's file descriptors until it refused everyone (issue 17)."""
+    _, servers = topology
+    # The shipped client_header_timeout (10 s), shortened here to keep the test short.
+    proxy = Nginx(tmp_path / "slow", [server.port for server in servers],
+                  {"client_header_timeout 10s;": "client_header_timeout 1s;"})
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+            sock.sendall(b"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")  # and no more
+            started = time.monotonic()
+            received = b""
+            while chunk := sock.recv(4096):  # until nginx closes the connection
+                received += chunk
+            elapsed = time.monotonic() - started
+    finally:
+        proxy.stop()
+    assert 0.5 <= elapsed < 8
+    assert received == b"" or received.startswith(b"HTTP/1.1 408")
 
 
 async def test_a_client_behind_the_proxy_survives_the_drain_of_its_server(tmp_path, topology, redis_url):
