@@ -19,7 +19,7 @@ import logging
 from asgiref.sync import sync_to_async
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.cache import never_cache
+from django.utils.cache import add_never_cache_headers
 
 from .brokers import get_broker
 from .drain import is_draining
@@ -61,9 +61,14 @@ async def broker_reachable() -> bool:
     return True
 
 
-@never_cache
 async def health_view(request: HttpRequest) -> JsonResponse:
-    """200 when the process can serve, 503 naming why not (see the module docstring)."""
+    """200 when the process can serve, 503 naming why not (see the module docstring); never cached."""
+    response = await _health()
+    add_never_cache_headers(response)  # not @never_cache: Django 4.2's wraps async views as sync ones
+    return response
+
+
+async def _health() -> JsonResponse:
     if is_draining():
         return JsonResponse({"status": "draining"}, status=503)
     database, broker = await asyncio.gather(database_reachable(), broker_reachable())

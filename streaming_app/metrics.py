@@ -38,7 +38,9 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import BasePermission
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -249,6 +251,20 @@ class IsLoopbackOrStaff(BasePermission):
         return bool(user and user.is_authenticated and user.is_staff)
 
 
+class MetricsNegotiation(BaseContentNegotiation):
+    """Leave ``Accept`` to the view: it names Prometheus' formats, which no DRF renderer has.
+
+    Without this, DRF would answer a scraper asking for OpenMetrics with 406.
+    Refusals (401, 403) are rendered as JSON.
+    """
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: str | None = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
 class MetricsView(APIView):
     """``GET``: the process's metrics in Prometheus' text format.
 
@@ -260,6 +276,8 @@ class MetricsView(APIView):
     """
 
     registry: CollectorRegistry = REGISTRY
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = MetricsNegotiation
 
     def get_authenticators(self) -> list[BaseAuthentication]:
         return [authenticator() for authenticator in streaming_settings.DEFAULT_AUTHENTICATION_CLASSES]

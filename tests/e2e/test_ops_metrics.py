@@ -149,6 +149,14 @@ async def test_published_events_and_their_deliveries_are_counted(server):
     assert delta(before, after, "streaming_deliveries_total") == 6
 
 
+def test_openmetrics_is_served_to_a_scraper_that_asks_for_it(server):
+    response = httpx.get(f"{server.http_url}/metrics", timeout=10,
+                         headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    assert "# TYPE streaming_calls counter" in response.text
+    assert response.text.endswith("# EOF\n")
+
+
 def test_a_request_relayed_by_a_proxy_is_not_taken_for_a_loopback_one(server):
     response = httpx.get(f"{server.http_url}/metrics", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
     assert response.status_code in (401, 403)
