@@ -18,8 +18,10 @@ exits cuts every stream and every unary call in the middle. Draining instead:
 process) and resume their resumable streams, so a drained stream loses nothing.
 
 On daphne, :func:`install` takes SIGTERM over from Twisted once the reactor
-runs (a second SIGTERM stops at once, as Twisted's own handler would). Other
-servers can call :func:`drain` themselves.
+runs (a second SIGTERM stops at once, as Twisted's own handler would). On
+uvicorn, :func:`lifespan` (routed as the ``lifespan`` protocol) takes it over
+from uvicorn at start-up, and hands the signal back to uvicorn's own handler
+once drained. Other servers can call :func:`drain` themselves.
 """
 
 from __future__ import annotations
@@ -160,3 +162,45 @@ def _stopper(reactor: Any) -> Callable[[asyncio.Task[None]], None]:
 def _stop(reactor: Any) -> None:
     if reactor.running:
         reactor.stop()
+
+
+# -- SIGTERM on uvicorn (the ASGI lifespan protocol) --------------------------------------------
+
+
+async def lifespan(scope: dict[str, Any], receive: Callable[[], Any], send: Callable[[dict[str, Any]], Any]) -> None:
+    """An ASGI app for the ``lifespan`` scope: drain on SIGTERM under uvicorn.
+
+    Route it beside the others: ``ProtocolTypeRouter({..., "lifespan": drain.lifespan})``.
+    uvicorn installs its SIGTERM handler before it starts the lifespan, and
+    its own shutdown closes WebSockets with 1012 at once; this handler drains
+    first, then calls uvicorn's, which stops the server as it would have.
+    """
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            if streaming_settings.DRAIN_ON_SIGTERM:
+                _take_over_from(signal.getsignal(signal.SIGTERM), asyncio.get_running_loop())
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _take_over_from(previous: Any, loop: asyncio.AbstractEventLoop) -> None:
+    if not callable(previous):
+        return  # no server handler to hand the signal back to: leave SIGTERM as it is
+
+    def hand_back() -> None:
+        previous(signal.SIGTERM, None)
+
+    def begin() -> None:
+        if state.task is not None:
+            hand_back()  # a second SIGTERM: stop now
+            return
+        state.task = task = loop.create_task(drain(), name="streaming_app drain")
+        task.add_done_callback(lambda _: hand_back())
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(begin)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
