@@ -114,21 +114,8 @@ class ProcessMetrics:
         with self.lock:
             self.published += 1
 
-    def reset(self) -> None:
-        """Forget every count (tests)."""
-        with self.lock:
-            self.methods.clear()
-            self.open_calls.clear()
-            self.published = 0
-            self.deliveries = 0
-
 
 metrics = ProcessMetrics()
-
-
-def enabled() -> bool:
-    """Whether calls and events are counted (``STREAMING["METRICS"]``)."""
-    return bool(streaming_settings.METRICS)
 
 
 class StreamingCollector(Collector):
