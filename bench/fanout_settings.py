@@ -28,6 +28,8 @@ STREAMING = {
     "HEARTBEAT_TIMEOUT": 600,
     "TOPIC_HISTORY": HISTORY,
     "GC_GEN0_THRESHOLD": 10_000,  # opt-in since the default became None; BENCH_DEFAULT_GC=1 turns it off
+    # Metrics on, as in the example project; DJANGO_STREAMING_METRICS=0 measures without them.
+    "METRICS": os.environ.get("DJANGO_STREAMING_METRICS", "1") != "0",
 }
 if os.environ.get("BENCH_DEFAULT_GC") == "1":
     STREAMING["GC_GEN0_THRESHOLD"] = None

@@ -683,6 +683,8 @@ def main() -> None:
         sys.exit("DATABASE_URL must name a PostgreSQL database (migrated with project.settings)")
     redis_url = os.environ.get("REDIS_URL") or sys.exit("REDIS_URL must name a Redis database")
     env_base = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "DJANGO_DEBUG": "0",
+                # DEBUG off refuses the public demo key: one random key, shared by every process.
+                "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
                 # Persistent connections: a bearer handshake otherwise opens one per watcher.
                 "DJANGO_CONN_MAX_AGE": "60",
                 "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}

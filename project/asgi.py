@@ -9,11 +9,14 @@ django_asgi_app = get_asgi_application()  # sets Django up before consumers are 
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from streaming_app import drain  # noqa: E402
 from streaming_app.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": URLRouter(websocket_urlpatterns),
+        # uvicorn: drain on SIGTERM (docs/operations.md); daphne has no lifespan and drains anyway.
+        "lifespan": drain.lifespan,
     }
 )

@@ -5,8 +5,19 @@ Environment (the interop conventions, see shared/interop.md):
   ``postgres://user@host:port/name``; unset: ``db.sqlite3`` in the project.
 - ``REDIS_URL``: use channels_redis on that Redis; unset: the in-memory layer.
 - ``DJANGO_ALLOWED_HOSTS``: comma-separated hosts added to ALLOWED_HOSTS.
-- ``DJANGO_DEBUG``: "0" turns DEBUG off (it is on for the demo).
-- ``DJANGO_SECRET_KEY``: the secret key (a fixed development key otherwise).
+- ``DJANGO_DEBUG``: "0" turns DEBUG off (it is on for the demo; docker-compose
+  turns it off).
+- ``DJANGO_SECRET_KEY``: the secret key. Without it the project uses a public
+  demo key, and refuses to start with DEBUG off (anyone could forge sessions,
+  tickets and signed control commands with it).
+- ``DJANGO_HTTPS``: "1" when a TLS-terminating proxy is in front
+  (docs/deployment.md): the proxy's ``X-Forwarded-Proto`` is trusted and cookies
+  are sent over HTTPS only.
+- ``DJANGO_CSRF_TRUSTED_ORIGINS`` (comma-separated): origins of the pages
+  served from another host, e.g. ``https://app.example.com``.
+- ``DJANGO_STATIC_ROOT``: where ``collectstatic`` puts static files for the
+  proxy to serve.
+- ``DJANGO_STREAMING_METRICS``: "0" turns the Prometheus metrics off.
 """
 
 from __future__ import annotations
@@ -16,10 +27,32 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from django.core.exceptions import ImproperlyConfigured
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-insecure-streaming-app-demo-key-change-me")
+DEMO_SECRET_KEY = "django-insecure-streaming-app-demo-key-change-me"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or DEMO_SECRET_KEY
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") != "0"
+if not DEBUG and SECRET_KEY == DEMO_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "DEBUG is off but DJANGO_SECRET_KEY is not set: the demo key is public, and sessions, "
+        "tickets and control commands signed with it can be forged. Set DJANGO_SECRET_KEY to a "
+        "long random value (python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+    )
+
+# DEBUG pages and error reports hide every setting and environment value whose
+# name says it may hold a secret; here also URLs (DATABASE_URL, REDIS_URL carry
+# passwords) and the channel layer's hosts.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "project.reporting.SafeReporterFilter"
+
+if os.environ.get("DJANGO_HTTPS") == "1":
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+CSRF_TRUSTED_ORIGINS = [
+    origin.strip() for origin in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if origin.strip()
+]
 
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"] + [
     host.strip() for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",") if host.strip()
@@ -143,6 +176,11 @@ STREAMING = {
     "MAX_CONNECTIONS_PER_USER": 50,
     "MAX_CALLS_PER_SECOND": 1000,
     "REVALIDATE_INTERVAL": 60.0,
+    # On SIGTERM, close every connection with 4503 within 10 s (docs/operations.md);
+    # docker-compose's stop_grace_period leaves the process a little longer.
+    "DRAIN_TIMEOUT": 10.0,
+    # Prometheus metrics at /metrics (DJANGO_STREAMING_METRICS=0 turns them off, e.g. to measure their cost).
+    "METRICS": os.environ.get("DJANGO_STREAMING_METRICS", "1") != "0",
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -158,6 +196,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT") or str(BASE_DIR / "staticfiles")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGGING = {

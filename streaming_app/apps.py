@@ -18,3 +18,14 @@ class StreamingAppConfig(AppConfig):
         registry.register(StreamingAdminStreams)  # the admin's live page (permission-guarded)
         registry.autodiscover(streaming_settings.STREAMS_MODULE)
         connect_signals()  # revoked credentials close their connections (streaming_app.revocation)
+        self.ready_operations()
+
+    def ready_operations(self) -> None:
+        """Metrics and drain (docs/operations.md): register the collector, take over SIGTERM under daphne."""
+        from . import drain
+        from .conf import streaming_settings
+        from .metrics import register_collector
+
+        if streaming_settings.METRICS:
+            register_collector()
+        drain.install()

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
+from rest_framework.permissions import AllowAny
 
 from .brokers import broker_class, broker_url, is_import_path
 from .conf import SCHEMA, Setting, _import, read_user_settings, streaming_settings
@@ -269,3 +270,20 @@ def check_method_schemas(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     return messages
+@register(Tags.security)
+def check_metrics_access(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Metrics open to anyone, with DEBUG off: call rates per method and user counts are not for everyone."""
+    user, _ = read_user_settings()
+    classes = user.get("METRICS_PERMISSION_CLASSES", SCHEMA["METRICS_PERMISSION_CLASSES"].default)
+    if settings.DEBUG or not user.get("METRICS", True) or not isinstance(classes, (list, tuple)):
+        return []
+    if "rest_framework.permissions.AllowAny" in classes or AllowAny in classes:
+        return [
+            Warning(
+                "STREAMING['METRICS_PERMISSION_CLASSES'] lets anyone read the metrics with DEBUG off.",
+                hint="Keep the default (loopback clients and staff), or a permission class that admits "
+                "your Prometheus' addresses (docs/operations.md).",
+                id="streaming_app.W050",
+            )
+        ]
+    return []

@@ -252,6 +252,27 @@ SCHEMA: dict[str, Setting] = {
         None, "None or a positive integer", _optional(lambda v: _integer(v) and v > 0), "streaming_app.E014",
         hint="It is gc.set_threshold()'s first argument, e.g. 10000; None leaves the collector alone.",
     ),
+    # -- Operations (docs/operations.md) --------------------------------------
+    # Prometheus metrics of each server process (streaming_app.metrics): False
+    # counts nothing, and the metrics view serves only what other code registers.
+    "METRICS": Setting(True, "True or False", lambda v: isinstance(v, bool), "streaming_app.E050"),
+    # Who may read the metrics view: DRF permission classes. The default lets
+    # loopback clients in (a Prometheus on the same host, or a sidecar) and
+    # staff users; a request that came through a proxy (X-Forwarded-For) is
+    # never taken for a loopback one.
+    "METRICS_PERMISSION_CLASSES": Setting(
+        ["streaming_app.metrics.IsLoopbackOrStaff"],
+        "a list of dotted paths of DRF permission classes", _dotted_paths, "streaming_app.E051",
+        hint="E.g. ['rest_framework.permissions.IsAdminUser'].", import_strings=True,
+    ),
+    # Drain on SIGTERM (streaming_app.drain, daphne only): new handshakes are
+    # refused with 4503, running unary calls finish, and every connection is
+    # closed with 4503 within DRAIN_TIMEOUT seconds; then the process exits.
+    "DRAIN_ON_SIGTERM": Setting(True, "True or False", lambda v: isinstance(v, bool), "streaming_app.E052"),
+    "DRAIN_TIMEOUT": Setting(
+        10.0, "a positive number of seconds", _positive_number, "streaming_app.E053",
+        hint="Keep it below your orchestrator's grace period (docker's default is 10 s).",
+    ),
 }
 
 DEFAULTS: dict[str, Any] = {key: setting.default for key, setting in SCHEMA.items()}

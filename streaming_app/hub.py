@@ -29,6 +29,7 @@ from .brokers import get_broker
 from .brokers.base import Broker
 from .events import Event
 from .history import history_policy
+from .metrics import metrics
 
 ErrorHook = Callable[[exceptions.StreamError], None]
 ReadyHook = Callable[[str, "bool | None"], Awaitable[None]]
@@ -364,6 +365,7 @@ class Hub:
             return
         event = Event.from_json(data_json, eid=eid, topic=name)
         full = [subscription for subscription in topic.subscribers if not subscription.push(event, offset)]
+        metrics.deliveries += len(topic.subscribers) - len(full)  # one addition per event, not per subscriber
         for subscription in full:
             subscription.fail(
                 exceptions.ResourceExhausted(

@@ -42,6 +42,8 @@ from .conf import streaming_settings
 from .context import CallContext
 from .db import call_sync_policy, reaper, run_in_worker
 from .handshake import authenticate
+from .metrics import call_ended as count_call_ended
+from .metrics import metrics
 from .monitor import OpenCall, monitor
 from .outcomes import EndReason
 from .protocol.codes import ErrorCode
@@ -130,6 +132,9 @@ class CallRunner:
     whole connection, for the admin's "terminate connection" (WebSocket only).
     """
 
+    #: The calls running in this process, whatever their transport (a drain waits for them).
+    running: set[CallRunner] = set()
+
     def __init__(
         self,
         method: StreamMethod,
@@ -154,6 +159,9 @@ class CallRunner:
         self.reason = EndReason.ERROR  # what the history says, unless the call ends otherwise
         self._timer: asyncio.TimerHandle | None = None
         self._running = False  # the task has begun: a stop before that must not cancel it unstarted
+        self.items_sent = 0  # items of the stream written so far (streaming_app.metrics reads it)
+        self.started_at = 0.0
+        self._metered = False
 
     # -- control ------------------------------------------------------------------
 
@@ -161,6 +169,11 @@ class CallRunner:
         """Start the call's task, its deadline timer and its entry in the admin's live list."""
         ctx = self.ctx
         loop = asyncio.get_running_loop()
+        self.started_at = time.monotonic()
+        CallRunner.running.add(self)
+        if streaming_settings.METRICS:
+            self._metered = True
+            metrics.call_started(self)
         self.live = monitor.opened(
             self.method,
             ctx,
@@ -256,6 +269,9 @@ class CallRunner:
             if self._timer is not None:
                 self._timer.cancel()
             writer.forget()
+            CallRunner.running.discard(self)
+            if self._metered:
+                count_call_ended(self)
             monitor.closed(self.live, self.reason, "" if self.error is None else str(self.error.code))
             reaper.call_finished(streaming_settings.DB_CONNECTION_CHECK_INTERVAL)
 
@@ -290,6 +306,7 @@ class CallRunner:
                 except StopAsyncIteration:
                     break
                 size = await writer.send(item)
+                self.items_sent += 1
                 if live is not None:
                     live.items_out += 1
                     live.bytes_out += size

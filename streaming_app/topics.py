@@ -19,6 +19,7 @@ from .brokers import get_broker
 from .conf import streaming_settings
 from .encoding import json_default
 from .hub import ErrorHook, ReadyHook, Subscription
+from .metrics import metrics
 from .protocol import frames as wire
 
 __all__ = ["publish", "apublish", "subscribe", "validate_topic", "Subscription"]
@@ -55,12 +56,18 @@ def publish(topic: str, data: Any) -> str:
 
     For synchronous code: views, signal handlers, management commands, tasks.
     """
-    return get_broker().publish(topic, _encode(topic, data))
+    eid = get_broker().publish(topic, _encode(topic, data))
+    if streaming_settings.METRICS:
+        metrics.count_published()
+    return eid
 
 
 async def apublish(topic: str, data: Any) -> str:
     """Publish from async code; see :func:`publish`."""
-    return await get_broker().apublish(topic, _encode(topic, data))
+    eid = await get_broker().apublish(topic, _encode(topic, data))
+    if streaming_settings.METRICS:
+        metrics.count_published()
+    return eid
 
 
 def subscribe(

@@ -94,5 +94,11 @@ class Broker(abc.ABC):
         does not deliver twice.
         """
 
+    async def ping(self) -> None:
+        """Return when the broker answers; raise when it cannot be reached (``<prefix>/_health``).
+
+        The default suits a broker in this process's memory, which is always there.
+        """
+
     async def close(self) -> None:
         """Release this event loop's connections."""

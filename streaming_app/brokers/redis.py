@@ -181,6 +181,13 @@ class RedisBroker(Broker):
             entry = self._clients[loop] = (client, client.register_script(PUBLISH_SCRIPT))
         return entry
 
+    async def ping(self) -> None:
+        client, _ = self._client()
+        try:
+            await client.ping()
+        except (redis.RedisError, OSError) as exc:
+            raise Unavailable(f"The broker (Redis) is unreachable: {exc}") from exc
+
     # -- receiving ----------------------------------------------------------------
 
     async def listen(self, handler: BrokerEventHandler) -> None:

@@ -58,6 +58,8 @@ from .. import exceptions
 from ..arguments import invalid_arguments
 from ..conf import streaming_settings
 from ..context import CallContext
+from ..drain import is_draining
+from ..drain import unavailable as draining_error
 from ..encoding import json_default
 from ..events import Event
 from ..gc_tuning import tune_for_serving
@@ -367,6 +369,8 @@ class StreamHTTPView(DefaultAuthentication, View):
         try:
             method = self.get_method(name)
             self.check_verb(request, method)
+            if method.kind is not CallKind.UNARY and is_draining():
+                raise draining_error()  # 503: it would be cut within DRAIN_TIMEOUT anyway
             media_type = self.choose_media_type(request, method)
             query = self.single_values(request)  # before authentication reads ?ticket=
             drf_request = await self.authenticate(request)

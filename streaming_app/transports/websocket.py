@@ -27,6 +27,8 @@ from ..arguments import convert_item
 from ..conf import streaming_settings
 from ..connection_limits import admissions, limited_keys
 from ..context import CallContext
+from ..drain import is_draining
+from ..drain import unavailable as draining_error
 from ..encoding import json_default
 from ..events import Event
 from ..flow import CreditGate, Inbox
@@ -47,7 +49,7 @@ from ..protocol.frames import (
     PongFrame,
 )
 from ..protocol.connection import FrameTooLarge, Limits, ServerConnection
-from ..protocol.session import Call, ServerSession, WindowExceeded
+from ..protocol.session import Call, CallKind, ServerSession, WindowExceeded
 from ..registry import StreamMethod, registry
 from ..revocation import Credential, guard
 from ..runner import CallRunner, call_deadline
@@ -153,6 +155,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
     # when handshake.OriginValidator (or another check) is in front.
     check_origin = True
     open_connections = 0  # in this process
+    instances: set[StreamConsumer] = set()  # the accepted connections of this process (a drain closes them)
     # No per-connection channel: nothing is addressed to one socket through the
     # layer, and with channels_redis joining one makes every disconnect wait
     # out a 5 s blocking pop. (An alias no layer has gives None.)
@@ -204,6 +207,10 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         accept: dict[str, Any] = {"type": "websocket.accept"}
         if offered:
             accept["subprotocol"] = SUBPROTOCOL
+        if is_draining():  # before any work: the client reconnects, through the proxy, elsewhere
+            await self.base_send(accept)
+            await self.close(CloseCode.DRAINING)
+            return
         self.request = build_request(self.scope, self.get_authenticators())
         notices = guard.notices
         try:
@@ -226,6 +233,9 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
             await self.close(CloseCode.INTERNAL_ERROR)
             return
         await self.base_send(accept)
+        if is_draining():  # began while the handshake was authenticated
+            await self.close(CloseCode.DRAINING)
+            return
         limit = settings.MAX_CONNECTIONS_PER_PROCESS
         if limit is not None and StreamConsumer.open_connections >= limit:
             await self.close(CloseCode.TOO_MANY_CONNECTIONS)
@@ -237,6 +247,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
                 return
             self._admitted = True
         StreamConsumer.open_connections += 1
+        StreamConsumer.instances.add(self)
         self._counted = True
         if settings.MAX_CALLS_PER_SECOND is not None:
             self._call_rate = CallRate(settings.MAX_CALLS_PER_SECOND, time.monotonic())
@@ -293,6 +304,9 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
                     ),
                 )
                 return
+        if is_draining():
+            await self.send_error(frame.id, draining_error())
+            return
         method = self.registry.get(frame.method)
         if method is None:
             await self.send_error(frame.id, exceptions.Unimplemented(f"Unknown method {frame.method!r}."))
@@ -471,6 +485,9 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         self._age_timer = None
         if not self.closed:
             asyncio.get_running_loop().create_task(self.close(CloseCode.DRAINING))
+    def unary_running(self) -> bool:
+        """Whether a unary call is running on this connection (a drain lets it finish first)."""
+        return any(active.runner.method.kind is CallKind.UNARY for active in self.calls.values())
 
     def terminate(self) -> None:
         """Close the connection with 4000 (an administrator's command); its calls' ``finally`` blocks run."""
@@ -496,6 +513,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
             runner.stop(self._stop_reason)
         if self._counted:
             StreamConsumer.open_connections -= 1
+            StreamConsumer.instances.discard(self)
             self._counted = False
         guard.discard(self)
         if self._admitted:
