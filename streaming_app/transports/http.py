@@ -74,7 +74,7 @@ from ..protocol.http import (
     result_body,
 )
 from ..protocol.session import CallKind
-from ..registry import StreamMethod, registry
+from ..registry import StreamMethod, registry, shown_name, unknown_method
 from ..runner import CallRunner, as_stream_error, call_deadline, encode_error
 
 logger = logging.getLogger("streaming_app")
@@ -419,7 +419,7 @@ class StreamHTTPView(DefaultAuthentication, View):
     def get_method(self, name: str) -> StreamMethod:
         method = self.registry.get(name)
         if method is None:
-            raise exceptions.NotFound(f"Unknown method {name!r}.", {"method": name})
+            raise exceptions.NotFound(unknown_method(name), {"method": shown_name(name)})
         if method.kind.client_streams:
             raise CallRefused(
                 exceptions.Unimplemented(

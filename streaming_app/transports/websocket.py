@@ -46,7 +46,7 @@ from ..protocol.frames import (
 )
 from ..protocol.connection import FrameTooLarge, Limits, ServerConnection
 from ..protocol.session import Call, ServerSession, WindowExceeded
-from ..registry import StreamMethod, registry
+from ..registry import StreamMethod, registry, unknown_method
 from ..runner import CallRunner, call_deadline
 
 logger = logging.getLogger("streaming_app")
@@ -249,7 +249,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         session.claim_id(frame.id)
         method = self.registry.get(frame.method)
         if method is None:
-            await self.send_error(frame.id, exceptions.Unimplemented(f"Unknown method {frame.method!r}."))
+            await self.send_error(frame.id, exceptions.Unimplemented(unknown_method(frame.method)))
             return
         if session.full:
             await self.send_error(
