@@ -205,6 +205,22 @@ SCHEMA: dict[str, Setting] = {
         None, "None or a positive integer", _optional(lambda v: _integer(v) and v > 0), "streaming_app.E014",
         hint="It is gc.set_threshold()'s first argument, e.g. 10000; None leaves the collector alone.",
     ),
+    # Bounded output per connection (docs/limits.md). daphne's send never
+    # waits, so the server reads how many bytes it queued for a peer that has
+    # not read them: a stream's items and a call's terminal frame wait while
+    # more than SEND_BUFFER_HIGH bytes are queued to their connection (SSE and
+    # NDJSON bodies too); a frame that cannot wait (a pong, a credit, the
+    # error of a refused call) closes the WebSocket with 4429 when more than
+    # SEND_BUFFER_LIMIT bytes are queued. A connection's queue is then at most
+    # SEND_BUFFER_LIMIT + MAX_FRAME_BYTES. check_send_buffer relates them.
+    "SEND_BUFFER_HIGH": Setting(
+        256 * 1024, "a positive integer of bytes", lambda v: _integer(v) and v > 0, "streaming_app.E035",
+        hint="Streams wait while more than this is queued to their connection; e.g. 262144.",
+    ),
+    "SEND_BUFFER_LIMIT": Setting(
+        4 * 1024 * 1024, "a positive integer of bytes", lambda v: _integer(v) and v > 0, "streaming_app.E035",
+        hint="A connection that lets more than this pile up unread is closed with 4429; e.g. 4194304.",
+    ),
 }
 
 DEFAULTS: dict[str, Any] = {key: setting.default for key, setting in SCHEMA.items()}

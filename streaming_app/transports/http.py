@@ -51,7 +51,7 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 
-from .. import exceptions
+from .. import exceptions, sendbuffer
 from ..arguments import invalid_arguments
 from ..conf import streaming_settings
 from ..context import CallContext
@@ -255,8 +255,16 @@ class HttpStream(HttpUnary):
             # the first body message, so this one sends them now, not with the first item.
             yield self.records.opening().encode()
             tune_for_serving()
+            # daphne writes each chunk at once, read or not: wait for the
+            # client to take what is queued before handing over more.
+            socket = sendbuffer.for_current_response()
+            high = streaming_settings.SEND_BUFFER_HIGH
             last_sent = loop.time()
             while True:
+                if socket is not None and socket.pending() > high:
+                    await socket.below(high)
+                    if not socket.open:
+                        return  # the client left (the finally stops the call)
                 if self._buffer:
                     chunk = "".join(self._buffer)
                     self._buffer.clear()
