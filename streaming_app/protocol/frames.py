@@ -128,12 +128,17 @@ def _is_number(value: object) -> TypeGuard[float]:
     return type(value) in (int, float)  # not bool
 
 
+# The largest id a frame may carry: JavaScript's largest exact integer, which
+# also fits the 64-bit columns the admin's history stores ids in.
+MAX_ID = 2**53 - 1
+
+
 def _frame_id(obj: dict[str, Any], t: str) -> int:
     value = obj.get("id", _MISSING)
     if value is _MISSING:
         raise FrameError(f"'{t}' frame needs an 'id'")
-    if not _is_int(value) or value <= 0:
-        raise FrameError(f"'{t}' frame 'id' must be a positive integer")
+    if not _is_int(value) or not 0 < value <= MAX_ID:
+        raise FrameError(f"'{t}' frame 'id' must be a positive integer up to 2**53 - 1")
     return value
 
 
@@ -292,7 +297,7 @@ def parse_client_frame(text: str | bytes) -> ClientFrame:
 
 def _optional_id(obj: dict[str, Any]) -> int | None:
     value = obj.get("id")
-    return value if _is_int(value) and value > 0 else None
+    return value if _is_int(value) and 0 < value <= MAX_ID else None
 
 
 # -- parsing server frames (client side) --------------------------------------
