@@ -221,6 +221,24 @@ SCHEMA: dict[str, Setting] = {
         4 * 1024 * 1024, "a positive integer of bytes", lambda v: _integer(v) and v > 0, "streaming_app.E035",
         hint="A connection that lets more than this pile up unread is closed with 4429; e.g. 4194304.",
     ),
+    # Broker hygiene (docs/limits.md): the largest event a topic takes, in
+    # bytes of JSON (None: what fits a frame, MAX_FRAME_BYTES); the bytes of
+    # event JSON one topic's history holds when its TOPIC_HISTORY policy sets
+    # no 'bytes'; and the seconds a topic's keys outlive its last event when
+    # its history has no 'ttl' (a topic whose history has one keeps its keys
+    # that long).
+    "MAX_EVENT_BYTES": Setting(
+        None, "None or a positive integer of bytes", _optional(lambda v: _integer(v) and v > 0), "streaming_app.E036",
+        hint="None allows what fits a frame (MAX_FRAME_BYTES); e.g. 65536.",
+    ),
+    "TOPIC_HISTORY_MAX_BYTES": Setting(
+        8 * 1024 * 1024, "a positive integer of bytes", lambda v: _integer(v) and v > 0, "streaming_app.E036",
+        hint="Bytes of events one topic's history keeps at most, e.g. 8388608; a policy's 'bytes' overrides it.",
+    ),
+    "TOPIC_STATE_TTL": Setting(
+        24 * 3600, "a positive number of seconds", _positive_number, "streaming_app.E036",
+        hint="A topic idle this long starts a new epoch (its resume points expire); e.g. 86400.",
+    ),
 }
 
 DEFAULTS: dict[str, Any] = {key: setting.default for key, setting in SCHEMA.items()}
