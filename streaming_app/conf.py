@@ -235,6 +235,13 @@ SCHEMA: dict[str, Setting] = {
         8 * 1024 * 1024, "a positive integer of bytes", lambda v: _integer(v) and v > 0, "streaming_app.E036",
         hint="Bytes of events one topic's history keeps at most, e.g. 8388608; a policy's 'bytes' overrides it.",
     ),
+    # Admin history under a flood (streaming_app.finished): finished calls one
+    # process writes one by one per MONITOR_INTERVAL (authenticated users'
+    # first); the rest are written as aggregate rows with a call count.
+    "HISTORY_ROWS_PER_INTERVAL": Setting(
+        200, "a positive integer", lambda v: _integer(v) and v > 0, "streaming_app.E037",
+        hint="Rows one process writes per MONITOR_INTERVAL; beyond it calls are aggregated, e.g. 200.",
+    ),
     "TOPIC_STATE_TTL": Setting(
         24 * 3600, "a positive number of seconds", _positive_number, "streaming_app.E036",
         hint="A topic idle this long starts a new epoch (its resume points expire); e.g. 86400.",
