@@ -283,6 +283,7 @@ class Monitor:
         self._task: asyncio.Task[None] | None = None
         self.snapshot_outage = Outage("write the live call snapshot")
         self.history_outage = Outage("write finished calls to the history table")
+        self._aggregates_logged_at: float | None = None
         # Event loops whose owner flushes (flush_manually): no flusher starts on them.
         self._owner_flushed: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
@@ -435,13 +436,18 @@ class Monitor:
                 finished.add(row, streaming_settings.HISTORY_BUFFER)
             self.history_outage.failed(exc, self._aggregated_note())
         else:
-            if finished.aggregated and not self.history_outage.failures:  # a flood, not an outage
-                logger.warning(
-                    "streaming_app: %s finished calls were written as aggregates (HISTORY_BUFFER, "
-                    "HISTORY_ROWS_PER_INTERVAL)", finished.aggregated,
-                )
-            self.history_outage.succeeded(self._aggregated_note())
-            finished.aggregated = 0
+            if self.history_outage.failures:  # the recovery's log line tells the count
+                self.history_outage.succeeded(self._aggregated_note())
+                finished.aggregated = 0
+            elif finished.aggregated:  # a flood, not an outage: logged once a minute at most
+                now = time.monotonic()
+                if self._aggregates_logged_at is None or now - self._aggregates_logged_at >= Outage.REPEAT:
+                    self._aggregates_logged_at = now
+                    logger.warning(
+                        "streaming_app: %s finished calls were written as aggregates (HISTORY_BUFFER, "
+                        "HISTORY_ROWS_PER_INTERVAL)", finished.aggregated,
+                    )
+                    finished.aggregated = 0
 
     def _aggregated_note(self) -> str:
         count = self.finished.aggregated

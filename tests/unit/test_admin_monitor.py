@@ -29,6 +29,7 @@ MEMORY = {"BROKER": "memory://"}
 async def clean_monitor():
     monitor.calls.clear()
     monitor.finished.clear()
+    monitor._aggregates_logged_at = None  # each test sees its own first flood
     switches.invalidate()
     with override_settings(STREAMING=MEMORY):
         yield
@@ -275,4 +276,18 @@ async def test_calls_ending_faster_than_the_history_buffer_holds_keep_the_newest
     lines = [r.getMessage() for r in caplog.records if r.name == "streaming_app"]
     assert lines == [
         "streaming_app: 3 finished calls were written as aggregates (HISTORY_BUFFER, HISTORY_ROWS_PER_INTERVAL)"
+    ]
+
+
+async def test_a_lasting_flood_logs_its_aggregates_once_a_minute_not_every_interval(caplog):
+    caplog.set_level("WARNING", logger="streaming_app")
+    with override_settings(STREAMING={**MEMORY, "HISTORY_BUFFER": 1}):
+        async with StreamTestClient() as client:
+            for _ in range(3):
+                for _ in range(3):
+                    await client.collect("interop.count", {"n": 1})
+                await monitor.flush()
+    lines = [r.getMessage() for r in caplog.records if r.name == "streaming_app"]
+    assert lines == [
+        "streaming_app: 2 finished calls were written as aggregates (HISTORY_BUFFER, HISTORY_ROWS_PER_INTERVAL)"
     ]
