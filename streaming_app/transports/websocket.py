@@ -366,7 +366,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         send, so the queue stays under SEND_BUFFER_HIGH plus one frame.
         """
         buffer = self.send_buffer
-        if buffer is not None:
+        if buffer is not None and buffer.pending() > streaming_settings.SEND_BUFFER_HIGH:
             await buffer.below(streaming_settings.SEND_BUFFER_HIGH)
         if not self.closed:
             await self.base_send({"type": "websocket.send", "text": text})
