@@ -229,7 +229,14 @@ class RedisBroker(Broker):
                             live.set_result(None)
                         if reconnecting:
                             logger.info("streaming_app: broker connection to Redis restored")
-                            await handler.resync()
+                            try:
+                                await handler.resync()
+                            except Unavailable as exc:
+                                # A pooled connection the restart broke fails the
+                                # first command: subscribe and resync again rather
+                                # than let this reader die with the subscribers
+                                # it serves told nothing.
+                                raise redis.ConnectionError(f"could not resync the topics: {exc}") from exc
                         reconnecting = True
             except (redis.RedisError, OSError) as exc:
                 if not live.done():
