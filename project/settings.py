@@ -160,11 +160,15 @@ REST_FRAMEWORK = {
 STREAMING = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     # interop.subscribe is resumable (../shared/interop.md): its topics keep
-    # their newest 10,000 events for an hour, in Redis when REDIS_URL is set.
+    # their newest 10,000 events (at most 1 MiB of them) for an hour, in Redis
+    # when REDIS_URL is set. Anyone may call interop.publish, so events are
+    # at most 64 KiB and a topic's keys expire with its history (an hour):
+    # a publisher cannot fill Redis (docs/limits.md).
     "TOPIC_HISTORY": {
-        "interop.*": {"size": 10_000, "ttl": 3600},
-        "chat.*": {"size": 500, "ttl": 3600},
+        "interop.*": {"size": 10_000, "ttl": 3600, "bytes": 1024 * 1024},
+        "chat.*": {"size": 500, "ttl": 3600, "bytes": 1024 * 1024},
     },
+    "MAX_EVENT_BYTES": 64 * 1024,
     # Opt-in GC tuning for a process serving many subscribers (streaming_app.gc_tuning):
     # a 500-subscriber fan-out's p99 went from 147 to 57 ms with it (README, performance notes).
     "GC_GEN0_THRESHOLD": 10_000,

@@ -300,7 +300,7 @@ class FinishedCallAdmin(_FinishedCallAdmin):
     """History, read-only: rows are written by the server processes, never edited."""
 
     list_display = [
-        "method", "transport", "username", "client", "end_reason", "error_code",
+        "method", "transport", "username", "client", "end_reason", "error_code", "calls",
         "duration_display", "items_in", "items_out", "started_at", "ended_at", "process",
     ]
     list_filter = ["end_reason", "error_code", "transport", "kind", "namespace", "ended_at"]

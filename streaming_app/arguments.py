@@ -68,7 +68,7 @@ def converter_for(hint: Any) -> Converter | None:
         if issubclass(hint, float):
             return _float
         if issubclass(hint, str):
-            return _exact(str, "a string")
+            return _str
         if dataclasses.is_dataclass(hint):
             return _dataclass(hint)
         if issubclass(hint, datetime.datetime):
@@ -93,6 +93,17 @@ def _exact(kind: type, name: str) -> Converter:
         return value
 
     return convert
+
+
+def _str(value: Any) -> str:
+    # As DRF's CharField: a NUL is refused here, before a database refuses it
+    # with an error the client would see as ``internal`` (PostgreSQL's text
+    # types cannot hold one).
+    if type(value) is not str:
+        raise Invalid("Must be a string.")
+    if "\x00" in value:
+        raise Invalid("Null characters are not allowed.")
+    return value
 
 
 def _int(value: Any) -> int:

@@ -100,7 +100,24 @@ def _related_messages(values: dict[str, Any]) -> list[Any]:
                 id="streaming_app.E010",
             )
         )
+    messages.extend(_send_buffer_messages(values))
     return messages
+
+
+def _send_buffer_messages(values: dict[str, Any]) -> list[Any]:
+    """The hard limit must leave room for a paced stream's last frame (see docs/limits.md)."""
+    high, limit, max_frame = (values.get(k) for k in ("SEND_BUFFER_HIGH", "SEND_BUFFER_LIMIT", "MAX_FRAME_BYTES"))
+    if high is None or limit is None or max_frame is None or limit >= high + max_frame:
+        return []
+    return [
+        Warning(
+            f"STREAMING['SEND_BUFFER_LIMIT'] is {limit}, less than SEND_BUFFER_HIGH + MAX_FRAME_BYTES "
+            f"({high + max_frame}).",
+            hint="A stream that waited below SEND_BUFFER_HIGH may then queue one whole frame; with less room "
+            "a client that reads, only slowly, can be closed with 4429.",
+            id="streaming_app.W035",
+        )
+    ]
 
 
 @register(Tags.compatibility)

@@ -273,6 +273,47 @@ SCHEMA: dict[str, Setting] = {
         10.0, "a positive number of seconds", _positive_number, "streaming_app.E053",
         hint="Keep it below your orchestrator's grace period (docker's default is 10 s).",
     ),
+    # Bounded output per connection (docs/limits.md). daphne's send never
+    # waits, so the server reads how many bytes it queued for a peer that has
+    # not read them: a stream's items and a call's terminal frame wait while
+    # more than SEND_BUFFER_HIGH bytes are queued to their connection (SSE and
+    # NDJSON bodies too); a frame that cannot wait (a pong, a credit, the
+    # error of a refused call) closes the WebSocket with 4429 when more than
+    # SEND_BUFFER_LIMIT bytes are queued. A connection's queue is then at most
+    # SEND_BUFFER_LIMIT + MAX_FRAME_BYTES. check_send_buffer relates them.
+    "SEND_BUFFER_HIGH": Setting(
+        256 * 1024, "a positive integer of bytes", lambda v: _integer(v) and v > 0, "streaming_app.E035",
+        hint="Streams wait while more than this is queued to their connection; e.g. 262144.",
+    ),
+    "SEND_BUFFER_LIMIT": Setting(
+        4 * 1024 * 1024, "a positive integer of bytes", lambda v: _integer(v) and v > 0, "streaming_app.E035",
+        hint="A connection that lets more than this pile up unread is closed with 4429; e.g. 4194304.",
+    ),
+    # Broker hygiene (docs/limits.md): the largest event a topic takes, in
+    # bytes of JSON (None: what fits a frame, MAX_FRAME_BYTES); the bytes of
+    # event JSON one topic's history holds when its TOPIC_HISTORY policy sets
+    # no 'bytes'; and the seconds a topic's keys outlive its last event when
+    # its history has no 'ttl' (a topic whose history has one keeps its keys
+    # that long).
+    "MAX_EVENT_BYTES": Setting(
+        None, "None or a positive integer of bytes", _optional(lambda v: _integer(v) and v > 0), "streaming_app.E036",
+        hint="None allows what fits a frame (MAX_FRAME_BYTES); e.g. 65536.",
+    ),
+    "TOPIC_HISTORY_MAX_BYTES": Setting(
+        8 * 1024 * 1024, "a positive integer of bytes", lambda v: _integer(v) and v > 0, "streaming_app.E036",
+        hint="Bytes of events one topic's history keeps at most, e.g. 8388608; a policy's 'bytes' overrides it.",
+    ),
+    # Admin history under a flood (streaming_app.finished): finished calls one
+    # process writes one by one per MONITOR_INTERVAL (authenticated users'
+    # first); the rest are written as aggregate rows with a call count.
+    "HISTORY_ROWS_PER_INTERVAL": Setting(
+        200, "a positive integer", lambda v: _integer(v) and v > 0, "streaming_app.E037",
+        hint="Rows one process writes per MONITOR_INTERVAL; beyond it calls are aggregated, e.g. 200.",
+    ),
+    "TOPIC_STATE_TTL": Setting(
+        24 * 3600, "a positive number of seconds", _positive_number, "streaming_app.E036",
+        hint="A topic idle this long starts a new epoch (its resume points expire); e.g. 86400.",
+    ),
 }
 
 DEFAULTS: dict[str, Any] = {key: setting.default for key, setting in SCHEMA.items()}

@@ -6,6 +6,8 @@ travel on a control topic that every server process subscribes to while it
 has calls (its monitor's flusher runs the listener). Commands are signed with
 the project's ``SECRET_KEY``: a topic is something any code holding the
 broker can publish to, and a forged command must not end someone's call.
+Each carries a random nonce and a process carries a command out once: a
+captured command published again within its validity is ignored.
 
 Commands are data: a table from a command's ``op`` to its handler, which the
 modules that carry them out register into (:func:`command`), so this module
@@ -28,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import time
 from typing import Any, Callable
 
 from django.core import signing
@@ -43,6 +47,11 @@ logger = logging.getLogger("streaming_app")
 CONTROL_TOPIC = "streaming_app.control"
 SALT = "streaming_app.control"
 MAX_AGE = 60  # seconds a command stays valid (a replay later does nothing)
+# Nonces of the commands this process carried out in the last MAX_AGE seconds:
+# within its validity a command is carried out once, so a captured command
+# published again (by anyone who can publish to the broker) does nothing.
+# Only genuine commands are recorded, so only the admins' rate fills it.
+_done: dict[str, float] = {}
 
 TERMINATED_MESSAGE = "Terminated by an administrator."
 
@@ -81,7 +90,21 @@ def terminated_error() -> exceptions.StreamError:
 
 
 def _sign(command: dict[str, Any]) -> str:
-    return signing.dumps(command, salt=SALT, compress=False)
+    return signing.dumps({**command, "nonce": secrets.token_hex(16)}, salt=SALT, compress=False)
+
+
+def _first_time(nonce: Any, now: float) -> bool:
+    """Whether the command with this nonce is new to this process (and remember it if so)."""
+    if not isinstance(nonce, str):
+        return False  # unsigned nonces cannot exist; a command without one is not ours
+    if nonce in _done:
+        return False
+    for seen, expires in list(_done.items()):
+        if expires > now:
+            break  # insertion order is expiry order
+        del _done[seen]
+    _done[nonce] = now + MAX_AGE
+    return True
 
 
 def terminate_command(process: str, connection_id: str, call_id: int | None = None) -> str:
@@ -118,7 +141,12 @@ def handle(owner: Any, data: Any) -> None:
     except (signing.BadSignature, TypeError):
         logger.warning("streaming_app: ignored a control command with a bad or expired signature")
         return
-    op = command.get("op") if isinstance(command, dict) else None
+    if not isinstance(command, dict):
+        return
+    if not _first_time(command.get("nonce"), time.monotonic()):
+        logger.warning("streaming_app: ignored a replayed control command")
+        return
+    op = command.get("op")
     handler = _handlers.get(op) if isinstance(op, str) else None
     if handler is not None:
         handler(owner, command)

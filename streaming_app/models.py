@@ -51,6 +51,11 @@ class FinishedCall(models.Model):
     bytes_out = models.PositiveBigIntegerField(default=0)
     end_reason = models.CharField(max_length=20, choices=EndReason.choices, db_index=True)
     error_code = models.CharField(max_length=40, blank=True, db_index=True)
+    calls = models.PositiveIntegerField(
+        default=1,
+        help_text="calls this row stands for: more than 1 for an aggregate of calls a flood did not let "
+        "the server keep one by one (items and bytes summed, mean duration)",
+    )
 
     class Meta:
         verbose_name = "finished call"

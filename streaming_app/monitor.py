@@ -26,7 +26,6 @@ import os
 import socket
 import time
 import weakref
-from collections import deque
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -35,6 +34,7 @@ from channels.db import database_sync_to_async
 from . import control
 from .brokers import get_broker
 from .conf import streaming_settings
+from .finished import FinishedCalls
 
 if TYPE_CHECKING:
     from .context import CallContext
@@ -279,11 +279,11 @@ class Monitor:
 
     def __init__(self) -> None:
         self.calls: dict[tuple[str, int], OpenCall] = {}
-        self.finished: deque[dict[str, Any]] = deque()
-        self.dropped = 0
+        self.finished = FinishedCalls()
         self._task: asyncio.Task[None] | None = None
         self.snapshot_outage = Outage("write the live call snapshot")
         self.history_outage = Outage("write finished calls to the history table")
+        self._aggregates_logged_at: float | None = None
         # Event loops whose owner flushes (flush_manually): no flusher starts on them.
         self._owner_flushed: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
@@ -309,11 +309,8 @@ class Monitor:
         key = (call.connection_id, call.call_id)
         if self.calls.get(key) is call:
             del self.calls[key]
-        if len(self.finished) >= streaming_settings.HISTORY_BUFFER:
-            self.finished.popleft()
-            self.dropped += 1
         now = time.time()
-        self.finished.append(
+        self.finished.add(
             {
                 "method": call.method,
                 "namespace": call.namespace,
@@ -333,7 +330,9 @@ class Monitor:
                 "bytes_out": call.bytes_out,
                 "end_reason": reason,
                 "error_code": error_code,
-            }
+                "calls": 1,
+            },
+            streaming_settings.HISTORY_BUFFER,
         )
 
     # -- commands (from streaming_app.control) ------------------------------------
@@ -426,27 +425,33 @@ class Monitor:
     async def write_history(self) -> None:
         if not self.finished:
             return
-        rows = list(self.finished)
-        self.finished.clear()
+        finished = self.finished
+        rows = finished.take(streaming_settings.HISTORY_ROWS_PER_INTERVAL)
         try:
             await database_sync_to_async(_insert_history)(rows)
         except Exception as exc:
-            # Kept for the next interval, up to HISTORY_BUFFER: the oldest go first.
-            limit = streaming_settings.HISTORY_BUFFER
-            self.finished.extendleft(reversed(rows[-limit:]))
-            self.dropped += max(0, len(rows) - limit)
-            while len(self.finished) > limit:
-                self.finished.popleft()
-                self.dropped += 1
-            self.history_outage.failed(exc, self._dropped_note())
+            # Kept for the next interval, up to HISTORY_BUFFER one by one; beyond
+            # it the oldest (anonymous first) are folded into aggregates.
+            for row in rows:
+                finished.add(row, streaming_settings.HISTORY_BUFFER)
+            self.history_outage.failed(exc, self._aggregated_note())
         else:
-            if self.dropped and not self.history_outage.failures:  # a burst beyond the buffer, not an outage
-                logger.warning("streaming_app: %s finished calls were dropped beyond HISTORY_BUFFER", self.dropped)
-            self.history_outage.succeeded(self._dropped_note())
-            self.dropped = 0
+            if self.history_outage.failures:  # the recovery's log line tells the count
+                self.history_outage.succeeded(self._aggregated_note())
+                finished.aggregated = 0
+            elif finished.aggregated:  # a flood, not an outage: logged once a minute at most
+                now = time.monotonic()
+                if self._aggregates_logged_at is None or now - self._aggregates_logged_at >= Outage.REPEAT:
+                    self._aggregates_logged_at = now
+                    logger.warning(
+                        "streaming_app: %s finished calls were written as aggregates (HISTORY_BUFFER, "
+                        "HISTORY_ROWS_PER_INTERVAL)", finished.aggregated,
+                    )
+                    finished.aggregated = 0
 
-    def _dropped_note(self) -> str:
-        return f"; {self.dropped} dropped beyond HISTORY_BUFFER" if self.dropped else ""
+    def _aggregated_note(self) -> str:
+        count = self.finished.aggregated
+        return f"; {count} aggregated beyond HISTORY_BUFFER" if count else ""
 
 
 def _insert_history(rows: list[dict[str, Any]]) -> None:

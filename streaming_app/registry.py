@@ -112,6 +112,21 @@ def build_method(namespace: str, view_class: type[StreamView], attr: str, func: 
     )
 
 
+# Characters of a method name an error repeats: the name is the client's, up
+# to a whole frame of it, and the error must stay far smaller than that.
+SHOWN_NAME_LENGTH = 100
+
+
+def shown_name(name: str) -> str:
+    """A method name as an error message repeats it: cut to :data:`SHOWN_NAME_LENGTH` characters."""
+    return name if len(name) <= SHOWN_NAME_LENGTH else name[:SHOWN_NAME_LENGTH] + "..."
+
+
+def unknown_method(name: str) -> str:
+    """The message for a name no method has (the name repr'd, and cut if long)."""
+    return f"Unknown method {shown_name(name)!r}."
+
+
 class StreamRegistry:
     """Maps ``<namespace>.<method>`` names to methods."""
 

@@ -43,9 +43,11 @@ def _encode(topic: str, data: Any) -> str:
     validate_topic(topic)
     data_json = wire.dumps(data, json_default)
     limit = streaming_settings.MAX_FRAME_BYTES - FRAME_OVERHEAD
+    if streaming_settings.MAX_EVENT_BYTES is not None:
+        limit = min(limit, streaming_settings.MAX_EVENT_BYTES)
     if wire.exceeds(data_json, limit):
         raise exceptions.InvalidArgument(
-            f"The event is too large for a frame: at most {limit} bytes of JSON.",
+            f"The event is too large: at most {limit} bytes of JSON.",
             {"topic": topic, "max_bytes": limit},
         )
     return data_json

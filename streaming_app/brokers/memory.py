@@ -24,8 +24,9 @@ class MemoryBroker(Broker):
     def __init__(self) -> None:
         self.epoch = secrets.token_hex(4)
         self._offsets: dict[str, int] = {}
-        # Per topic: (offset, monotonic time, data_json), newest last.
+        # Per topic: (offset, monotonic time, data_json), newest last, and their bytes.
         self._history: dict[str, deque[tuple[int, float, str]]] = {}
+        self._bytes: dict[str, int] = {}
         self._hubs: weakref.WeakSet[BrokerEventHandler] = weakref.WeakSet()  # their hubs
         self._lock = threading.Lock()
 
@@ -35,13 +36,13 @@ class MemoryBroker(Broker):
             offset = self._offsets[topic] = self._offsets.get(topic, 0) + 1
             eid = f"{self.epoch}:{offset}"
             if policy.enabled:
-                kept = self._history.get(topic)
-                if kept is None or kept.maxlen != policy.size:
-                    kept = self._history[topic] = deque(kept or (), maxlen=policy.size)
+                kept = self._history.setdefault(topic, deque())
                 kept.append((offset, time.monotonic(), data_json))
-                self._expire(kept, policy.ttl)
+                self._bytes[topic] = self._bytes.get(topic, 0) + len(data_json)
+                self._trim(topic, kept, policy.size, policy.byte_limit, policy.ttl)
             else:
                 self._history.pop(topic, None)
+                self._bytes.pop(topic, None)
             for handler in list(self._hubs):
                 try:
                     handler.loop.call_soon_threadsafe(handler.deliver, topic, eid, data_json)
@@ -60,20 +61,23 @@ class MemoryBroker(Broker):
         with self._lock:
             kept = self._history.get(topic)
             if kept:
-                self._expire(kept, history_policy(topic).ttl)
+                policy = history_policy(topic)
+                self._trim(topic, kept, policy.size, policy.byte_limit, policy.ttl)
             if not kept or kept[0][0] > after + 1 or kept[-1][0] < upto:
                 return Backlog(self.epoch, None)
             first = kept[0][0]
             events = [(offset, data_json) for offset, _, data_json in islice(kept, after + 1 - first, upto + 1 - first)]
         return Backlog(self.epoch, events)
 
-    @staticmethod
-    def _expire(kept: deque[tuple[int, float, str]], ttl: float | None) -> None:
-        if ttl is None:
-            return
-        cutoff = time.monotonic() - ttl
-        while kept and kept[0][1] < cutoff:
-            kept.popleft()
+    def _trim(
+        self, topic: str, kept: deque[tuple[int, float, str]], size: int, max_bytes: int, ttl: float | None
+    ) -> None:
+        """Drop the oldest events while there are more than ``size``, more than ``max_bytes`` of them, or they are older than ``ttl``."""
+        cutoff = None if ttl is None else time.monotonic() - ttl
+        held = self._bytes.get(topic, 0)
+        while kept and (len(kept) > size or held > max_bytes or (cutoff is not None and kept[0][1] < cutoff)):
+            held -= len(kept.popleft()[2])
+        self._bytes[topic] = held
 
     async def listen(self, handler: BrokerEventHandler) -> None:
         with self._lock:

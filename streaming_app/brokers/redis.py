@@ -34,9 +34,12 @@ from .base import Backlog, Broker, BrokerEventHandler
 logger = logging.getLogger("streaming_app")
 
 # KEYS[1] topic state hash, KEYS[2] topic history stream; ARGV: channel, topic,
-# data, new epoch, state TTL (s), history size (0: none), history TTL (ms, 0: none).
-# History entries have the id "<offset>-0", so a range of offsets is an XRANGE;
-# a new epoch starts with an empty history.
+# data, new epoch, state TTL (s), history size (0: none), history TTL (ms, 0: none),
+# history bytes. History entries have the id "<offset>-0", so a range of
+# offsets is an XRANGE; a new epoch starts with an empty history. The state
+# hash counts the bytes of event JSON the history holds ('bytes', reset when
+# the history is gone), and the oldest entries are dropped while the history
+# is over its count, its bytes or its age.
 PUBLISH_SCRIPT = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
@@ -52,18 +55,20 @@ local size = tonumber(ARGV[6])
 if size > 0 then
   local now = redis.call('TIME')
   local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-  redis.call('XADD', KEYS[2], 'MAXLEN', size, seq .. '-0', 't', ms, 'd', ARGV[3])
+  if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('HSET', KEYS[1], 'bytes', 0) end
+  redis.call('XADD', KEYS[2], seq .. '-0', 't', ms, 'd', ARGV[3])
+  local held = redis.call('HINCRBY', KEYS[1], 'bytes', string.len(ARGV[3]))
+  local count = redis.call('XLEN', KEYS[2])
   local ttl = tonumber(ARGV[7])
-  if ttl > 0 then
+  local max_bytes = tonumber(ARGV[8])
+  while count > 0 do
     local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
-    if oldest and tonumber(oldest[2][2]) < ms - ttl then
-      local last = nil
-      for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 100)) do
-        if tonumber(entry[2][2]) >= ms - ttl then break end
-        last = entry[1]
-      end
-      redis.call('XTRIM', KEYS[2], 'MINID', (tonumber(string.match(last, '^%d+')) + 1) .. '-0')
-    end
+    if count <= size and held <= max_bytes and (ttl == 0 or tonumber(oldest[2][2]) >= ms - ttl) then break end
+    redis.call('XDEL', KEYS[2], oldest[1])
+    held = redis.call('HINCRBY', KEYS[1], 'bytes', -string.len(oldest[2][4]))
+    count = count - 1
+  end
+  if ttl > 0 then
     redis.call('PEXPIRE', KEYS[2], ttl)
   else
     redis.call('EXPIRE', KEYS[2], ARGV[5])
@@ -94,7 +99,6 @@ if not epoch then return {'', {}} end
 return {epoch, redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[2])}
 """
 
-STATE_TTL = 7 * 24 * 3600  # a topic idle this long starts a new epoch
 PING_INTERVAL = 15.0  # the subscribed connection is checked when this long silent
 MAX_BACKOFF = 5.0
 
@@ -147,12 +151,17 @@ class RedisBroker(Broker):
     def _publish_args(self, topic: str, data_json: str) -> list[Any]:
         policy = history_policy(topic)
         ttl_ms = round(policy.ttl * 1000) if policy.ttl is not None else 0
-        return [self.channel, topic, data_json, secrets.token_hex(4), STATE_TTL, policy.size, ttl_ms]
+        return [
+            self.channel, topic, data_json, secrets.token_hex(4), policy.state_ttl, policy.size, ttl_ms,
+            policy.byte_limit,
+        ]
 
     async def position(self, topic: str) -> tuple[str, int]:
         client, _ = self._client()
         try:
-            epoch, seq = await client.eval(POSITION_SCRIPT, 2, *self._keys(topic), secrets.token_hex(4), STATE_TTL)
+            epoch, seq = await client.eval(
+                POSITION_SCRIPT, 2, *self._keys(topic), secrets.token_hex(4), history_policy(topic).state_ttl
+            )
         except (redis.RedisError, OSError) as exc:
             raise Unavailable(f"The broker (Redis) is unreachable: {exc}") from exc
         return epoch.decode(), int(seq)
@@ -227,7 +236,14 @@ class RedisBroker(Broker):
                             live.set_result(None)
                         if reconnecting:
                             logger.info("streaming_app: broker connection to Redis restored")
-                            await handler.resync()
+                            try:
+                                await handler.resync()
+                            except Unavailable as exc:
+                                # A pooled connection the restart broke fails the
+                                # first command: subscribe and resync again rather
+                                # than let this reader die with the subscribers
+                                # it serves told nothing.
+                                raise redis.ConnectionError(f"could not resync the topics: {exc}") from exc
                         reconnecting = True
             except (redis.RedisError, OSError) as exc:
                 if not live.done():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeGuard, Union
 
@@ -127,12 +128,17 @@ def _is_number(value: object) -> TypeGuard[float]:
     return type(value) in (int, float)  # not bool
 
 
+# The largest id a frame may carry: JavaScript's largest exact integer, which
+# also fits the 64-bit columns the admin's history stores ids in.
+MAX_ID = 2**53 - 1
+
+
 def _frame_id(obj: dict[str, Any], t: str) -> int:
     value = obj.get("id", _MISSING)
     if value is _MISSING:
         raise FrameError(f"'{t}' frame needs an 'id'")
-    if not _is_int(value) or value <= 0:
-        raise FrameError(f"'{t}' frame 'id' must be a positive integer")
+    if not _is_int(value) or not 0 < value <= MAX_ID:
+        raise FrameError(f"'{t}' frame 'id' must be a positive integer up to 2**53 - 1")
     return value
 
 
@@ -140,14 +146,54 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (_INFINITY, -_INFINITY):
+        raise ValueError(f"{text[:20]} is too large for a number")
+    return value
+
+
+_INFINITY = float("inf")
+# An escape that may be half of a surrogate pair (\ud800-\udfff); only text
+# that has one is walked for a lone half, so ordinary frames pay one search.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+class LoneSurrogate(ValueError):
+    """A string escapes half of a UTF-16 surrogate pair: no UTF-8 can carry it back."""
+
+
+def _check_surrogates(value: Any) -> None:
+    stack = [value]
+    while stack:  # iterative: the nesting depth is the parser's to limit
+        item = stack.pop()
+        if type(item) is str:
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                raise LoneSurrogate("a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape)") from None
+        elif type(item) is dict:
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
+
+
 def loads(text: str | bytes) -> Any:
     """JSON as the protocol reads it anywhere (frames, HTTP bodies, query values).
 
     ``NaN`` and ``Infinity``, which Python's json accepts and JSON does not,
-    raise ``ValueError`` like any other invalid JSON; deep nesting raises
+    raise ``ValueError`` like any other invalid JSON, and so does a number too
+    large for a float (``1e999``). A lone surrogate escape (``"\\ud800"``)
+    raises :class:`LoneSurrogate`, a ``ValueError``: Python would read it into
+    a string that no UTF-8 socket can send back, so echoing it (a ``pong``, an
+    item) would fail later, far from the cause. Deep nesting raises
     ``RecursionError``.
     """
-    return json.loads(text, parse_constant=_reject_constant)
+    value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    if _SURROGATE_ESCAPE.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+        _check_surrogates(value)
+    return value
 
 
 def _load_object(text: str | bytes) -> dict[str, Any]:
@@ -155,6 +201,8 @@ def _load_object(text: str | bytes) -> dict[str, Any]:
         raise FrameError("binary frames are not accepted on the JSON subprotocol")
     try:
         obj = loads(text)
+    except LoneSurrogate as exc:
+        raise FrameError(str(exc)) from None
     except ValueError:
         raise FrameError("frame is not valid JSON") from None
     except RecursionError:
@@ -194,7 +242,10 @@ def _parse_call(obj: dict[str, Any]) -> CallFrame:
     if timeout is not None:
         if type(timeout) not in (int, float) or not timeout > 0 or timeout == float("inf"):
             raise _call_error(id, "'call' frame 'timeout' must be a positive number of seconds")
-        timeout = float(timeout)
+        try:
+            timeout = float(timeout)
+        except OverflowError:  # an integer of hundreds of digits
+            raise _call_error(id, "'call' frame 'timeout' is too large") from None
     resume = obj.get("resume")
     if resume is not None and not isinstance(resume, str):
         raise _call_error(id, "'call' frame 'resume' must be an event id string")
@@ -246,7 +297,7 @@ def parse_client_frame(text: str | bytes) -> ClientFrame:
 
 def _optional_id(obj: dict[str, Any]) -> int | None:
     value = obj.get("id")
-    return value if _is_int(value) and value > 0 else None
+    return value if _is_int(value) and 0 < value <= MAX_ID else None
 
 
 # -- parsing server frames (client side) --------------------------------------

@@ -22,7 +22,7 @@ from channels.exceptions import StopConsumer
 from django.core.exceptions import SuspiciousOperation
 from rest_framework.exceptions import AuthenticationFailed
 
-from .. import exceptions
+from .. import exceptions, sendbuffer
 from ..arguments import convert_item
 from ..conf import streaming_settings
 from ..connection_limits import admissions, limited_keys
@@ -50,9 +50,10 @@ from ..protocol.frames import (
 )
 from ..protocol.connection import FrameTooLarge, Limits, ServerConnection
 from ..protocol.session import Call, CallKind, ServerSession, WindowExceeded
-from ..registry import StreamMethod, registry
+from ..registry import StreamMethod, registry, unknown_method
 from ..revocation import Credential, guard
 from ..runner import CallRunner, call_deadline
+from ..sendbuffer import SendBuffer
 
 logger = logging.getLogger("streaming_app")
 
@@ -106,7 +107,7 @@ class WebSocketCall:
             text = wire.encode_next_json(self.call.id, item.encode(json_default), item.eid)
         else:
             text = wire.encode_next(self.call.id, item, default=json_default)
-        await consumer.send_text(consumer.checked_size(text, "An item"))
+        await consumer.send_paced(consumer.checked_size(text, "An item"))
         # daphne's send never suspends, so a stream with ample credit would hold
         # the event loop (and every other connection) until it ended; let the
         # loop run now and then, which also gets the first items on the wire.
@@ -134,7 +135,7 @@ class WebSocketCall:
         if self.call.closed:
             return
         self.consumer.accepted().session.close(self.call.id)
-        await self.consumer.send_text(frame)
+        await self.consumer.send_paced(frame)
 
     def forget(self) -> None:
         self.consumer.forget(self)
@@ -179,6 +180,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         self._age_timer: asyncio.TimerHandle | None = None
         self._admitted = False  # counted against MAX_CONNECTIONS_PER_USER / _PER_IP
         self._call_rate: CallRate | None = None  # MAX_CALLS_PER_SECOND
+        self.send_buffer: SendBuffer | None = None  # daphne's write buffer for this socket, once accepted
         self._frame_handlers: dict[type, Callable[[Any], Any]] = {
             CallFrame: self.on_call,
             NextFrame: self.on_next,
@@ -233,6 +235,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
             await self.close(CloseCode.INTERNAL_ERROR)
             return
         await self.base_send(accept)
+        self.send_buffer = sendbuffer.for_send(self.base_send)
         if is_draining():  # began while the handshake was authenticated
             await self.close(CloseCode.DRAINING)
             return
@@ -309,7 +312,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
             return
         method = self.registry.get(frame.method)
         if method is None:
-            await self.send_error(frame.id, exceptions.Unimplemented(f"Unknown method {frame.method!r}."))
+            await self.send_error(frame.id, exceptions.Unimplemented(unknown_method(frame.method)))
             return
         if session.full:
             await self.send_error(
@@ -396,9 +399,37 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         return text
 
     async def send_text(self, text: str) -> None:
+        """Send a frame that cannot wait (a pong, a credit, a refused call's error).
+
+        With more than ``SEND_BUFFER_LIMIT`` bytes already queued for a peer
+        that does not read them, the connection is closed with 4429 instead:
+        daphne would queue without end.
+        """
         if self.closed:
             return
+        buffer = self.send_buffer
+        if buffer is not None and buffer.pending() > streaming_settings.SEND_BUFFER_LIMIT:
+            logger.warning(
+                "streaming_app: closed connection %s with 4429: it left %d bytes unread",
+                self.connection_id, buffer.pending(),
+            )
+            await self.close(CloseCode.TOO_MANY_CONNECTIONS)
+            return
         await self.base_send({"type": "websocket.send", "text": text})
+
+    async def send_paced(self, text: str) -> None:
+        """Send a call's frame once at most ``SEND_BUFFER_HIGH`` bytes wait for the peer.
+
+        The calling task (the call's) waits meanwhile, as it would for credit,
+        so a client that reads slowly or not at all holds its streams instead
+        of growing the process. Nothing is awaited between the check and the
+        send, so the queue stays under SEND_BUFFER_HIGH plus one frame.
+        """
+        buffer = self.send_buffer
+        if buffer is not None and buffer.pending() > streaming_settings.SEND_BUFFER_HIGH:
+            await buffer.below(streaming_settings.SEND_BUFFER_HIGH)
+        if not self.closed:
+            await self.base_send({"type": "websocket.send", "text": text})
 
     async def send_error(self, call_id: int | None, error: exceptions.StreamError) -> None:
         await self.send_text(wire.encode_error(call_id, error.code, error.message, error.details, json_default))

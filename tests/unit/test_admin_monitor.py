@@ -29,6 +29,7 @@ MEMORY = {"BROKER": "memory://"}
 async def clean_monitor():
     monitor.calls.clear()
     monitor.finished.clear()
+    monitor._aggregates_logged_at = None  # each test sees its own first flood
     switches.invalidate()
     with override_settings(STREAMING=MEMORY):
         yield
@@ -264,13 +265,29 @@ async def test_a_snapshot_store_that_keeps_failing_is_logged_once_and_its_recove
     assert lines[1] == "streaming_app: could write the live call snapshot again after 5 failures"
 
 
-async def test_calls_ending_faster_than_the_history_buffer_holds_keep_the_newest_and_log_the_count(caplog):
+async def test_calls_ending_faster_than_the_history_buffer_holds_keep_the_newest_and_aggregate_the_rest(caplog):
     caplog.set_level("WARNING", logger="streaming_app")
     with override_settings(STREAMING={**MEMORY, "HISTORY_BUFFER": 2}):
         async with StreamTestClient() as client:
             for _ in range(5):
                 await client.collect("interop.count", {"n": 1})
         rows = await history()
-    assert [r.call_id for r in rows] == [4, 5]
+    assert sorted((r.call_id, r.calls) for r in rows) == [(0, 3), (4, 1), (5, 1)]
     lines = [r.getMessage() for r in caplog.records if r.name == "streaming_app"]
-    assert lines == ["streaming_app: 3 finished calls were dropped beyond HISTORY_BUFFER"]
+    assert lines == [
+        "streaming_app: 3 finished calls were written as aggregates (HISTORY_BUFFER, HISTORY_ROWS_PER_INTERVAL)"
+    ]
+
+
+async def test_a_lasting_flood_logs_its_aggregates_once_a_minute_not_every_interval(caplog):
+    caplog.set_level("WARNING", logger="streaming_app")
+    with override_settings(STREAMING={**MEMORY, "HISTORY_BUFFER": 1}):
+        async with StreamTestClient() as client:
+            for _ in range(3):
+                for _ in range(3):
+                    await client.collect("interop.count", {"n": 1})
+                await monitor.flush()
+    lines = [r.getMessage() for r in caplog.records if r.name == "streaming_app"]
+    assert lines == [
+        "streaming_app: 2 finished calls were written as aggregates (HISTORY_BUFFER, HISTORY_ROWS_PER_INTERVAL)"
+    ]

@@ -15,6 +15,8 @@ RECEIVED: list[tuple[object, dict]] = []
 
 @control.command("test.echo")
 def _echo(owner, command) -> None:
+    command = dict(command)
+    assert isinstance(command.pop("nonce"), str)
     RECEIVED.append((owner, command))
 
 
@@ -101,3 +103,27 @@ def test_a_forged_revocation_notice_is_ignored():
     guard._by_user["7"] = {holder}
     guard.handle(signing.dumps({"u": "7", "k": key_hash("k1")}, salt="not-the-salt"))
     assert holder.revoked == 0 and guard.generation("7") == 0
+
+
+def test_a_command_published_again_is_not_carried_out_again(caplog):
+    caplog.set_level("WARNING", logger="streaming_app")
+    owner = Monitor()
+    signed = control._sign({"op": "test.echo", "n": 1})
+    control.handle(owner, signed)
+    control.handle(owner, signed)  # captured from the broker and published again
+    assert RECEIVED == [(owner, {"op": "test.echo", "n": 1})]
+    assert [r.getMessage() for r in caplog.records] == ["streaming_app: ignored a replayed control command"]
+
+
+def test_two_commands_with_the_same_content_are_both_carried_out():
+    owner = Monitor()
+    control.handle(owner, control._sign({"op": "test.echo", "n": 1}))
+    control.handle(owner, control._sign({"op": "test.echo", "n": 1}))
+    assert len(RECEIVED) == 2
+
+
+def test_a_signed_command_without_a_nonce_is_ignored():
+    from django.core import signing
+
+    control.handle(Monitor(), signing.dumps({"op": "test.echo"}, salt=control.SALT, compress=False))
+    assert RECEIVED == []
