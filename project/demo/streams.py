@@ -14,6 +14,8 @@ from rest_framework.permissions import IsAdminUser, IsAuthenticated
 
 from streaming_app import ModelStreamView, StreamView, apublish, bidi_stream, client_stream, server_stream, unary
 from streaming_app.exceptions import ERROR_CLASSES, InvalidArgument, NotFound, PermissionDenied, StreamError
+from streaming_app.merge import merge
+from streaming_app.presence import presence_by_user
 
 from streaming_app.registry import registry
 
@@ -127,6 +129,26 @@ class InteropStreams(StreamView):
     async def subscribe(self, ctx, topic: str):
         async for event in ctx.subscribe(f"interop.{topic}"):
             yield event
+
+    @server_stream
+    async def room(self, ctx, topic: str):
+        """Be in the room while the call lasts; hear who comes and goes (own join first) and what is published."""
+        name = f"interop.{topic}"
+        comings = await ctx.presence_events(name)  # live before joining: the own join is its first event
+        published = await ctx.subscribe(name)
+        await ctx.join(name)
+
+        async def arrivals():
+            async for event in comings:
+                yield {key: event.data[key] for key in ("presence", "user", "client")}
+
+        async for item in merge(arrivals(), published):
+            yield item
+
+    @unary
+    async def presence(self, ctx, topic: str) -> dict:
+        members = await ctx.presence(f"interop.{topic}")
+        return {"clients": len(members), "users": presence_by_user(members)}
 
 
 class NoteSerializer(serializers.ModelSerializer):
