@@ -180,6 +180,20 @@ async def test_two_tabs_exchange_chat_messages_through_the_room(context, daphne_
     assert first.errors == [] and second.errors == []
 
 
+async def test_the_chat_rooms_member_list_shows_both_tabs_and_drops_a_closed_one(context, daphne_server):
+    from playwright.async_api import expect
+
+    first = await DemoPage.open(context, daphne_server)
+    second = await DemoPage.open(context, daphne_server)
+    for tab in (first, second):
+        await expect(tab.page.locator("#chat [data-members] li")).to_have_count(2, timeout=10_000)
+    names = await first.page.locator("#chat [data-members] li").all_text_contents()
+    assert all(name.endswith("(guest)") for name in names) and len(set(names)) == 2
+    await second.page.close()
+    await expect(first.page.locator("#chat [data-members] li")).to_have_count(1, timeout=10_000)
+    assert first.errors == []
+
+
 async def test_a_note_added_in_one_tab_appears_in_the_other_tabs_live_list(context, daphne_server):
     from playwright.async_api import expect
 
