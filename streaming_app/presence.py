@@ -64,6 +64,7 @@ __all__ = [
     "get_tracker",
     "presence",
     "presence_stats",
+    "presence_topics",
     "presence_by_user",
 ]
 
@@ -196,6 +197,10 @@ class MemoryStore:
         with self._lock:
             return list(self._members.get(topic, {}).values())
 
+    async def topics(self) -> list[str]:
+        with self._lock:
+            return sorted(self._members)
+
 
 # Emitting an event: the broker's numbering (streaming_app.brokers.redis), without history.
 EMIT_LUA = """
@@ -252,6 +257,23 @@ for i = 1, #entries, 2 do
   if proc then
     if alive[proc] == nil then alive[proc] = redis.call('EXISTS', ARGV[1] .. proc) == 1 end
     if alive[proc] then out[#out + 1] = entries[i + 1] end
+  end
+end
+return out
+"""
+
+# KEYS: procs. ARGV: key prefix. The topics of live processes' members, once each.
+TOPICS_SCRIPT = """
+local seen = {}
+local out = {}
+for _, proc in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. 'alive:' .. proc) == 1 then
+    for _, topic in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'ptopics:' .. proc)) do
+      if not seen[topic] then
+        seen[topic] = true
+        out[#out + 1] = topic
+      end
+    end
   end
 end
 return out
@@ -320,6 +342,7 @@ class RedisStore:
                 "leave": client.register_script(LEAVE_SCRIPT),
                 "read": client.register_script(READ_SCRIPT),
                 "heartbeat": client.register_script(HEARTBEAT_SCRIPT),
+                "topics": client.register_script(TOPICS_SCRIPT),
             }
         return entry
 
@@ -367,6 +390,11 @@ class RedisStore:
     async def members(self, topic: str) -> list[str]:
         rows = await self._run("read", [self._key("members", topic)], [self.prefix + "alive:"])
         return [row.decode() for row in rows]
+
+    async def topics(self) -> list[str]:
+        """The topics live processes have members in."""
+        rows = await self._run("topics", [self.prefix + "procs"], [self.prefix])
+        return sorted(row.decode() for row in rows)
 
     async def heartbeat(self, ttl: int) -> bool:
         """Refresh this process's heartbeat and sweep the dead; False if this process had been swept."""
@@ -539,6 +567,11 @@ def get_tracker() -> Tracker:
 async def presence(topic: str) -> list[dict[str, Any]]:
     """The topic's members now, on every process: ``[{"client", "user", "info"}]``. No permission check."""
     return await get_tracker().members(topic)
+
+
+async def presence_topics() -> list[str]:
+    """The topics that have members now, on every live process (for the admin's live page)."""
+    return await get_tracker().store.topics()
 
 
 async def presence_stats(topic: str) -> dict[str, int]:

@@ -305,3 +305,28 @@ async def test_presence_works_on_the_memory_broker_in_one_process(tmp_path):
         await conn_b.close()
     finally:
         server.stop()
+
+
+async def test_the_admin_live_snapshot_lists_a_rooms_subscribers_and_members_across_processes(servers, redis_url, settings):
+    from streaming_app.admin_streams import live_snapshot
+    from streaming_app.monitor import get_store
+
+    settings.STREAMING = {**settings.STREAMING, "BROKER": redis_url}
+    a, b = servers
+    topic = room()
+    conn_a, _ = await enter(a.ws_url, topic)
+    conn_b, _ = await enter(b.ws_url, topic)
+    wanted = {"topic": f"interop.{topic}", "subscribers": 2, "watchers": 2,
+              "members": {"clients": 2, "users": 0, "anonymous": 2}}
+    try:
+        row = None
+        deadline = time.monotonic() + WITHIN
+        while row != wanted and time.monotonic() < deadline:
+            snapshot = await live_snapshot()
+            row = next((t for t in snapshot["topics"] if t["topic"] == wanted["topic"]), None)
+            await asyncio.sleep(0.2)
+        assert row == wanted
+    finally:
+        await conn_a.close()
+        await conn_b.close()
+        await get_store().close()

@@ -30,7 +30,9 @@ test("a roster follows the room's joins and leaves", options, async () => {
     const roster = new Roster([{ client: own.client, user: own.user, info: null }]);
 
     const theirs = second.stream("interop.room", { topic });
+    const theirOwn = nextPresence(theirs); // a stream starts on its first next()
     const joined = await nextPresence(mine);
+    assert.equal((await theirOwn).client, joined.client);
     assert.equal(roster.apply(joined), true);
     assert.deepEqual(roster.stats(), { clients: 2, users: 0, anonymous: 2 });
     assert.equal(roster.apply(joined), false, "a repeated join changes nothing");

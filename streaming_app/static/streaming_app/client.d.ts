@@ -345,8 +345,8 @@ export interface PresenceStats {
   anonymous: number;
 }
 
-/** Whether a stream item is a presence event. */
-export declare function isPresenceEvent(item: unknown): item is PresenceEvent;
+/** Whether a stream item is a presence event (`Info`: what its joins carry, as the view chose). */
+export declare function isPresenceEvent<Info = unknown>(item: unknown): item is PresenceEvent<Info>;
 
 /** A room's member list, kept from a presence read and the join and leave events that follow. */
 export declare class Roster<Info = unknown> {

@@ -115,7 +115,7 @@ export async function presenceUsage(client: StreamClient): Promise<number> {
   const members: PresenceMember<{ name: string }>[] = await client.call("chat.members", { room: "lobby" });
   const roster = new Roster<{ name: string }>(members);
   for await (const item of client.stream("interop.room", { topic: "lobby" })) {
-    if (isPresenceEvent(item)) roster.apply(item);
+    if (isPresenceEvent<{ name: string }>(item)) roster.apply(item);
   }
   const stats: PresenceStats = roster.stats();
   const alice: number | undefined = roster.byUser().get("alice");
