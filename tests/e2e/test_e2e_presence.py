@@ -9,6 +9,7 @@ servers are shared by the module.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from typing import Any
@@ -330,3 +331,56 @@ async def test_the_admin_live_snapshot_lists_a_rooms_subscribers_and_members_acr
         await conn_a.close()
         await conn_b.close()
         await get_store().close()
+
+
+async def test_a_member_over_http_sse_leaves_when_its_response_is_closed(servers):
+    import httpx
+
+    a, b = servers
+    topic = room()
+    conn_a, _ = await enter(a.ws_url, topic)
+    try:
+        async with httpx.AsyncClient(base_url=f"{b.http_url}/streams/", trust_env=False, timeout=WITHIN) as http:
+            async with http.stream(
+                "GET", "interop.room", params={"topic": topic}, headers={"Accept": "text/event-stream"}
+            ) as response:
+                assert response.status_code == 200
+                lines = response.aiter_lines()
+                own = None
+                for _ in range(50):
+                    line = await asyncio.wait_for(lines.__anext__(), WITHIN)
+                    if line.startswith("data: ") and '"presence"' in line:
+                        own = json.loads(line[len("data: "):])
+                        break
+                assert own is not None and own["presence"] == "join"
+                [seen] = await items_of(conn_a, 1, 1)
+                assert seen["client"] == own["client"]
+        [left] = await items_of(conn_a, 1, 1)
+        assert left == {"presence": "leave", "user": None, "client": own["client"]}
+    finally:
+        await conn_a.close()
+
+
+async def test_a_process_keeps_one_heartbeat_whatever_its_number_of_members(redis_url, settings):
+    """Heartbeats are per process (this one, on the servers' Redis), never per member."""
+    from streaming_app.presence import get_tracker, presence_stats
+
+    settings.STREAMING = {**settings.STREAMING, "BROKER": redis_url}
+    tracker = get_tracker()
+    anonymous = type("Anonymous", (), {"is_authenticated": False})()
+    topic = f"open.{room()}"
+    members = [await tracker.join(topic, anonymous) for _ in range(50)]
+    try:
+        heartbeats = [t for t in asyncio.all_tasks() if t.get_name() == "streaming_app presence heartbeat"]
+        assert len(heartbeats) == 1
+        assert (await presence_stats(topic))["clients"] == 50
+    finally:
+        for member in members:
+            tracker.leave(member)
+        for _ in range(100):
+            if (await presence_stats(topic))["clients"] == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert (await presence_stats(topic))["clients"] == 0
+        heartbeats[0].cancel()
+        await tracker.store.close()
