@@ -36,6 +36,7 @@ On the memory broker the same API works within the one process.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -79,6 +80,7 @@ def events_topic(topic: str) -> str:
 
 
 _process: tuple[int, str] | None = None
+_client_numbers = itertools.count(1)  # a member's number in its process (client id "<process>.<n>")
 
 
 def process_token() -> str:
@@ -279,7 +281,8 @@ end
 return out
 """
 
-# KEYS: alive, procs. ARGV: ttl, process, key prefix, channel, new epoch, state ttl.
+# KEYS: alive, procs. ARGV: ttl, process, key prefix, channel, new epoch, state ttl,
+# the broker's topic state key prefix.
 # Refreshes this process's heartbeat, then removes the members of every process
 # whose heartbeat expired, emitting their leaves. Returns whether this process
 # was still registered (0: it was swept as dead, and its members must rejoin).
@@ -427,24 +430,20 @@ class Tracker:
         self.broker = broker
         self._loop = weakref.ref(loop)
         self.store: MemoryStore | RedisStore
+        # The Redis broker's (or a subclass's) Redis; any other broker keeps presence in this process.
         if broker.redis_url is not None and hasattr(broker, "state_key"):
             self.store = RedisStore(broker)
         else:
             self.store = MemoryStore(broker)
         self.local: dict[str, Member] = {}
         self.watchers = 0
-        self._counter = 0
         self._heartbeat: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
-    @property
-    def shared(self) -> bool:
-        """Whether members of other processes are seen (a Redis store)."""
-        return isinstance(self.store, RedisStore)
-
-    def new_client_id(self) -> str:
-        self._counter += 1
-        return f"{process_token()}.{self._counter}"
+    @staticmethod
+    def new_client_id() -> str:
+        """Unique in the process, whatever its event loops: one counter for them all."""
+        return f"{process_token()}.{next(_client_numbers)}"
 
     async def join(self, topic: str, user: Any, info: Any = None) -> Member:
         validate_topic(topic)
