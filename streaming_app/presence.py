@@ -591,6 +591,8 @@ async def presence_stats(topic: str) -> dict[str, int]:
 class PresenceEvents:
     """A topic's joins and leaves, as an async iterator of :class:`Event` (``{"presence", "user", "client", ...}``).
 
+    The events are those of the topic ``<topic>~presence`` (``event.topic``).
+
     Per user (the default), a signed-in user joins with their first client
     and leaves with their last; ``per_user=False`` gives every client's. The
     events of ``own`` clients always pass (a member sees its own join).
@@ -622,9 +624,8 @@ class PresenceEvents:
             await self.start()
         while True:
             event = await self.subscription.__anext__()
-            data = event.data
-            if self.passes(data):
-                return Event(data, eid=event.eid, topic=self.topic)
+            if self.passes(event.data):
+                return event  # as published: its JSON, made once, is shared by every watcher's frame
 
     def passes(self, data: dict[str, Any]) -> bool:
         if not self.per_user or data.get("user") is None or data.get("client") in self.own:
