@@ -5,7 +5,7 @@ its member's own messages: each is an async iterator, and the call yields
 whichever comes first. Every source has at most one pending ``__anext__``, so
 a stream's flow control still parks the sources while the client has no
 credit; a source that fails ends the merge with its error, and the others
-are cancelled (their ``finally`` blocks run).
+are cancelled and closed (their ``finally`` blocks run).
 """
 
 from __future__ import annotations
@@ -34,3 +34,9 @@ async def merge(*sources: AsyncIterator[Any]) -> AsyncIterator[Any]:
         for future in pending:
             future.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        # A source whose next step was cancelled before it began is still suspended: close it,
+        # so its finally blocks run now, not whenever it is collected.
+        for source in sources:
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                await close()

@@ -181,16 +181,21 @@ async def test_two_tabs_exchange_chat_messages_through_the_room(context, daphne_
 
 
 async def test_the_chat_rooms_member_list_shows_both_tabs_and_drops_a_closed_one(context, daphne_server):
+    """Counted against what the first tab saw alone: the lobby is shared with other tests' tabs."""
     from playwright.async_api import expect
 
     first = await DemoPage.open(context, daphne_server)
+    roster = first.page.locator("#chat [data-members] li")
+    await expect(roster).not_to_have_count(0, timeout=10_000)
+    before = set(await roster.all_text_contents())
     second = await DemoPage.open(context, daphne_server)
-    for tab in (first, second):
-        await expect(tab.page.locator("#chat [data-members] li")).to_have_count(2, timeout=10_000)
-    names = await first.page.locator("#chat [data-members] li").all_text_contents()
-    assert all(name.endswith("(guest)") for name in names) and len(set(names)) == 2
+    await expect(roster).to_have_count(len(before) + 1, timeout=10_000)
+    [newcomer] = set(await roster.all_text_contents()) - before
+    assert newcomer.endswith("(guest)")
+    await expect(second.page.locator("#chat [data-members] li")).to_have_count(len(before) + 1, timeout=10_000)
     await second.page.close()
-    await expect(first.page.locator("#chat [data-members] li")).to_have_count(1, timeout=10_000)
+    await expect(roster).to_have_count(len(before), timeout=10_000)
+    assert newcomer not in await roster.all_text_contents()
     assert first.errors == []
 
 
