@@ -23,7 +23,9 @@ from rest_framework.permissions import BasePermission
 from .conf import streaming_settings
 from .context import CallContext
 from .decorators import server_stream
+from .exceptions import StreamError
 from .monitor import live_calls
+from .presence import presence_stats, presence_topics
 from .registry import registry
 from .switches import disabled_names
 from .views import StreamView
@@ -98,6 +100,7 @@ async def live_snapshot() -> dict[str, Any]:
         if name in methods:
             methods[name].update(entry)
     calls = live["calls"]
+    topics = await topics_snapshot(live.get("topics", {}))
     return {
         "at": live["at"],
         "processes": live["processes"],
@@ -105,7 +108,41 @@ async def live_snapshot() -> dict[str, Any]:
         "total_calls": len(calls),
         "summary": list(methods.values()),
         "window": int(SUMMARY_WINDOW.total_seconds()),
+        "topics": topics[:MAX_ROWS],
+        "total_topics": len(topics),
     }
+
+
+async def topics_snapshot(subscribers: dict[str, int]) -> list[dict[str, Any]]:
+    """Per topic, across processes: its subscribers, presence watchers and members (clients, users, anonymous).
+
+    A presence store that cannot be read leaves the member columns empty
+    rather than the page blank.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+
+    def row(name: str) -> dict[str, Any]:
+        return rows.setdefault(name, {"topic": name, "subscribers": 0, "watchers": 0, "members": None})
+
+    for name, count in subscribers.items():
+        base, presence_events, _ = name.partition("~presence")
+        if presence_events:
+            row(base)["watchers"] += count
+        else:
+            row(name)["subscribers"] += count
+    try:
+        member_topics = await presence_topics()
+    except StreamError:
+        member_topics = []
+    for name in member_topics[:MAX_ROWS]:
+        row(name)
+    for name, entry in rows.items():
+        if name in member_topics or entry["watchers"]:
+            try:
+                entry["members"] = await presence_stats(name)
+            except StreamError:
+                pass
+    return sorted(rows.values(), key=lambda entry: entry["topic"])
 
 
 class StreamingAdminStreams(StreamView):

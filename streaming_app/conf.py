@@ -314,6 +314,19 @@ SCHEMA: dict[str, Setting] = {
         24 * 3600, "a positive number of seconds", _positive_number, "streaming_app.E036",
         hint="A topic idle this long starts a new epoch (its resume points expire); e.g. 86400.",
     ),
+    # Presence (streaming_app.presence). A member's info is at most this many
+    # bytes of JSON (more is invalid_argument). Each process refreshes one
+    # heartbeat key per interval and sweeps the processes that stopped: a
+    # dead process's members leave within four intervals (3 s -> 12 s).
+    "PRESENCE_MAX_INFO_BYTES": Setting(
+        2048, "a positive integer", lambda v: _integer(v) and v > 0, "streaming_app.E060",
+        hint="The largest JSON a view may pass as ctx.join(topic, info=...), in bytes.",
+    ),
+    "PRESENCE_HEARTBEAT_INTERVAL": Setting(
+        3.0, "a number between 0.1 and 3.75 (seconds)", lambda v: _number(v) and 0.1 <= v <= 3.75,
+        "streaming_app.E061",
+        hint="A dead process's members leave within 4 intervals: at most 3.75 s keeps that within 15 s.",
+    ),
 }
 
 DEFAULTS: dict[str, Any] = {key: setting.default for key, setting in SCHEMA.items()}

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from rest_framework.request import Request
 
     from .hub import Subscription
+    from .presence import Member, PresenceEvents
 
 
 class CallContext:
@@ -71,6 +72,8 @@ class CallContext:
         self.authorize_topic: Callable[[str], Awaitable[Any]] | None = None
         self._cancelled = False
         self._subscriptions: list[Subscription] = []
+        self._members: list[Member] = []
+        self._presence_watches: list[PresenceEvents] = []
         self._ready_sent = False
 
     @property
@@ -184,11 +187,91 @@ class CallContext:
         if self.on_abort is not None:
             self.on_abort(error)
 
+    # -- presence (streaming_app.presence) ------------------------------------------------
+
+    async def _authorize(self, topic: str) -> None:
+        from .topics import validate_topic
+
+        validate_topic(topic)
+        if self.authorize_topic is not None:
+            await self.authorize_topic(topic)
+
+    async def join(self, topic: str, *, info: Any = None) -> Member:
+        """Be in ``topic``'s presence, on every process, until the call ends (or ``member.leave``).
+
+        The member is the caller (the handshake's user; an anonymous caller
+        is counted, never named) with ``info``, public JSON the view chooses
+        (a display name, a device), at most ``PRESENCE_MAX_INFO_BYTES``.
+        Joining needs the topic's subscribe permission. Returns the member;
+        its ``client`` id is in its join and leave events.
+        """
+        from .presence import get_tracker
+
+        await self._authorize(topic)
+        member = await get_tracker().join(topic, self.user, info)
+        self._members.append(member)
+        for watch in self._presence_watches:
+            watch.own.add(member.client)
+        return member
+
+    def leave(self, member: Member) -> None:
+        """Leave a topic's presence before the call ends."""
+        from .presence import get_tracker
+
+        get_tracker().leave(member)
+
+    async def presence(self, topic: str) -> list[dict[str, Any]]:
+        """The members of ``topic`` now, on every process: ``[{"client", "user", "info"}]``.
+
+        Only for a caller who may subscribe to the topic: otherwise
+        ``permission_denied`` (never an empty list).
+        """
+        from .presence import presence
+
+        await self._authorize(topic)
+        return await presence(topic)
+
+    async def presence_stats(self, topic: str) -> dict[str, int]:
+        """``{"clients", "users", "anonymous"}`` of ``topic`` now; permission as :meth:`presence`."""
+        from .presence import presence_stats
+
+        await self._authorize(topic)
+        return await presence_stats(topic)
+
+    def presence_events(self, topic: str, *, per_user: bool = True, buffer: int | None = None) -> PresenceEvents:
+        """``topic``'s joins and leaves from now on: ``{"presence": "join" | "leave", "user", "client", "clients"}``.
+
+        Like :meth:`subscribe`: iterate it, or await it to go live at once
+        (then join, so the call's own join is its first event). Per user (the
+        default), a signed-in user joins with their first client and leaves
+        with their last; this call's own members' events always come through.
+        Needs the topic's subscribe permission. Not resumable.
+        """
+        from .presence import watch
+
+        events = watch(topic, per_user=per_user, buffer=buffer)
+        events.subscription._on_error = self.abort
+        if self.authorize_topic is not None:
+            events.subscription.authorize = functools.partial(self._authorize, topic)
+        events.own.update(member.client for member in self._members)
+        self._presence_watches.append(events)
+        return events
+
     def release(self) -> None:
-        """Leave every topic the call subscribed to (the call is over)."""
+        """Leave every topic the call subscribed to and every presence it joined (the call is over)."""
         subscriptions, self._subscriptions = self._subscriptions, []
         for subscription in subscriptions:
             subscription.close()
+        watches, self._presence_watches = self._presence_watches, []
+        for watch in watches:
+            watch.close()
+        members, self._members = self._members, []
+        if members:
+            from .presence import get_tracker
+
+            tracker = get_tracker()
+            for member in members:
+                tracker.leave(member)
 
     def __repr__(self) -> str:
         return f"<CallContext {self.method} id={self.call_id} conn={self.connection_id}>"

@@ -35,6 +35,7 @@ from . import control
 from .brokers import get_broker
 from .conf import streaming_settings
 from .finished import FinishedCalls
+from .hub import _hubs
 
 if TYPE_CHECKING:
     from .context import CallContext
@@ -413,6 +414,7 @@ class Monitor:
                 "at": now,
                 "interval": interval,
                 "calls": [call.snapshot(now, now_mono, process) for call in list(self.calls.values())],
+                "topics": local_topics(),
             }
         )
         try:
@@ -470,6 +472,17 @@ def _terminate_command(monitor: Monitor, command: dict[str, Any]) -> None:
         monitor.terminate(str(command["conn"]), command.get("call"), control.terminated_error())
 
 
+def local_topics() -> dict[str, int]:
+    """This process's topics with subscribers, and how many (presence watchers under the topic's ``~presence``)."""
+    try:
+        hub = _hubs.get(asyncio.get_running_loop())
+    except RuntimeError:
+        return {}
+    if hub is None:
+        return {}
+    return {name: len(topic.subscribers) for name, topic in list(hub.topics.items()) if topic.subscribers}
+
+
 # -- reading the live list (any process) ------------------------------------------
 
 
@@ -482,6 +495,7 @@ async def live_calls() -> dict[str, Any]:
     now = time.time()
     processes = []
     calls = []
+    topics: dict[str, int] = {}
     for payload in await get_store().read_all():
         try:
             snapshot = json.loads(payload)
@@ -492,6 +506,9 @@ async def live_calls() -> dict[str, Any]:
         for call in snapshot["calls"]:
             call["lost"] = lost
             calls.append(call)
+        if not lost:
+            for name, count in snapshot.get("topics", {}).items():
+                topics[name] = topics.get(name, 0) + count
     processes.sort(key=lambda p: p["process"])
     calls.sort(key=lambda c: (c["started"], c["key"]))
-    return {"at": now, "processes": processes, "calls": calls}
+    return {"at": now, "processes": processes, "calls": calls, "topics": topics}

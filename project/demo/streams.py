@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, TypedDict
+from typing import Any, AsyncIterator, Literal, TypedDict
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
@@ -16,6 +16,8 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from streaming_app import ModelStreamView, StreamView, apublish, bidi_stream, client_stream, server_stream, unary
 from streaming_app.exceptions import ERROR_CLASSES, InvalidArgument, NotFound, PermissionDenied, StreamError
+from streaming_app.merge import merge
+from streaming_app.presence import presence_by_user
 
 from streaming_app.registry import registry
 
@@ -71,6 +73,24 @@ class BigResult(TypedDict):
 
 class Published(TypedDict):
     eid: str
+
+
+class RoomPresence(TypedDict):
+    """A member of an ``interop.room`` who came or went (``user`` None: anonymous)."""
+
+    presence: Literal["join", "leave"]
+    user: str | None
+    client: str
+
+
+class RoomUser(TypedDict):
+    user: str | None
+    clients: int
+
+
+class RoomMembers(TypedDict):
+    clients: int
+    users: list[RoomUser]
 
 
 class RemovedNote(TypedDict):
@@ -195,6 +215,26 @@ class InteropStreams(StreamView):
     async def subscribe(self, ctx, topic: str) -> AsyncIterator[Any]:
         async for event in ctx.subscribe(f"interop.{topic}"):
             yield event
+
+    @server_stream
+    async def room(self, ctx, topic: str) -> AsyncIterator[RoomPresence | Any]:
+        """Be in the room while the call lasts; hear who comes and goes (own join first) and what is published."""
+        name = f"interop.{topic}"
+        comings = await ctx.presence_events(name)  # live before joining: the own join is its first event
+        published = await ctx.subscribe(name)
+        await ctx.join(name)
+
+        async def arrivals():
+            async for event in comings:
+                yield {key: event.data[key] for key in ("presence", "user", "client")}
+
+        async for item in merge(arrivals(), published):
+            yield item
+
+    @unary(safe=True)
+    async def presence(self, ctx, topic: str) -> RoomMembers:
+        members = await ctx.presence(f"interop.{topic}")
+        return {"clients": len(members), "users": presence_by_user(members)}
 
 
 class NoteSerializer(serializers.ModelSerializer):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ..exceptions import ERROR_CLASSES, StreamError
 from .calls import ClientCall, StateLost, Stream
 from .client import ConnectionState, StreamClient
+from .presence import PresenceEvent, PresenceMember, PresenceStats, Roster, is_presence_event
 from .sync import SyncCall, SyncStreamClient
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
         Unknown as Unknown,
     )
 
-__all__ = ["ClientCall", "ConnectionState", "StateLost", "Stream", "StreamClient", "StreamError", "SyncCall", "SyncStreamClient", *sorted(c.__name__ for c in ERROR_CLASSES.values())]
+__all__ = ["ClientCall", "ConnectionState", "PresenceEvent", "PresenceMember", "PresenceStats", "Roster", "StateLost", "Stream", "StreamClient", "StreamError", "SyncCall", "SyncStreamClient", "is_presence_event", *sorted(c.__name__ for c in ERROR_CLASSES.values())]
 
 
 def __getattr__(name: str) -> type[StreamError]:

@@ -189,3 +189,30 @@ async def test_disabling_a_method_from_the_page_refuses_new_calls_on_every_proce
     finally:
         for conn in conns:
             await conn.close()
+
+
+async def test_the_topics_table_shows_a_rooms_subscribers_and_members_of_both_processes(context, two_servers, admin_user, token):  # noqa: F811
+    from playwright.async_api import expect
+
+    topic = f"room{uuid.uuid4().hex[:10]}"
+    members = []
+    for server, headers in zip(two_servers, ({"Authorization": f"Bearer {token}"}, None)):
+        conn = await connect(server.ws_url, headers=headers)
+        await conn.call(1, "interop.room", {"topic": topic})
+        frame = await conn.recv_for(1)
+        while frame["t"] == "ready":
+            frame = await conn.recv_for(1)
+        assert frame["d"]["presence"] == "join", frame
+        members.append(conn)
+    try:
+        page = await live_page(context, two_servers[0])
+        cells = page.locator(f"#live-topics tbody tr[data-topic='interop.{topic}'] td")
+        # topic, subscribers, presence watchers, members (clients), signed-in users, anonymous
+        await expect(cells).to_have_text([f"interop.{topic}", "2", "2", "2", "1", "1"], timeout=WITHIN * 1000)
+        await page.screenshot(path=shot_path("topics"), full_page=True)
+        await members[1].close()
+        await expect(cells).to_have_text([f"interop.{topic}", "1", "1", "1", "1", "0"], timeout=WITHIN * 1000)
+        assert page.errors == []
+    finally:
+        for conn in members:
+            await conn.close()

@@ -180,6 +180,25 @@ async def test_two_tabs_exchange_chat_messages_through_the_room(context, daphne_
     assert first.errors == [] and second.errors == []
 
 
+async def test_the_chat_rooms_member_list_shows_both_tabs_and_drops_a_closed_one(context, daphne_server):
+    """Counted against what the first tab saw alone: the lobby is shared with other tests' tabs."""
+    from playwright.async_api import expect
+
+    first = await DemoPage.open(context, daphne_server)
+    roster = first.page.locator("#chat [data-members] li")
+    await expect(roster).not_to_have_count(0, timeout=10_000)
+    before = set(await roster.all_text_contents())
+    second = await DemoPage.open(context, daphne_server)
+    await expect(roster).to_have_count(len(before) + 1, timeout=10_000)
+    [newcomer] = set(await roster.all_text_contents()) - before
+    assert newcomer.endswith("(guest)")
+    await expect(second.page.locator("#chat [data-members] li")).to_have_count(len(before) + 1, timeout=10_000)
+    await second.page.close()
+    await expect(roster).to_have_count(len(before), timeout=10_000)
+    assert newcomer not in await roster.all_text_contents()
+    assert first.errors == []
+
+
 async def test_a_note_added_in_one_tab_appears_in_the_other_tabs_live_list(context, daphne_server):
     from playwright.async_api import expect
 

@@ -201,7 +201,7 @@ async def test_the_live_stream_sends_snapshots_to_staff_with_the_permission(djan
         await client.send({"t": "cancel", "id": call_id})
     assert first["t"] == second["t"] == "next"
     snapshot = first["d"]
-    assert set(snapshot) == {"at", "processes", "calls", "total_calls", "summary", "window"}
+    assert set(snapshot) == {"at", "processes", "calls", "total_calls", "summary", "window", "topics", "total_topics"}
     assert "interop.forever" in {m["method"] for m in snapshot["summary"]}
     assert json.dumps(snapshot)  # plain JSON all the way down
 

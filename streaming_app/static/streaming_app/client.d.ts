@@ -321,3 +321,41 @@ export declare class SseStream<Item = any, Result = any> implements AsyncIterabl
 
 /** `new SseStream(url, args, options)`. */
 export declare function sseStream<Item = any, Result = any>(url: string | URL, args?: Args, options?: SseOptions): SseStream<Item, Result>;
+
+/** A member of a topic's presence: one call; `user` is null for an anonymous member. */
+export interface PresenceMember<Info = unknown> {
+  client: string;
+  user: string | null;
+  info: Info | null;
+}
+
+/** A join or a leave, as `ctx.presence_events(topic)` relays it (`info` on joins, `clients`: the user's clients after it). */
+export interface PresenceEvent<Info = unknown> {
+  presence: "join" | "leave";
+  client: string;
+  user: string | null;
+  info?: Info | null;
+  clients?: number;
+}
+
+/** `ctx.presence_stats(topic)`: every client, distinct signed-in users, anonymous clients. */
+export interface PresenceStats {
+  clients: number;
+  users: number;
+  anonymous: number;
+}
+
+/** Whether a stream item is a presence event (`Info`: what its joins carry, as the view chose). */
+export declare function isPresenceEvent<Info = unknown>(item: unknown): item is PresenceEvent<Info>;
+
+/** A room's member list, kept from a presence read and the join and leave events that follow. */
+export declare class Roster<Info = unknown> {
+  constructor(members?: Iterable<PresenceMember<Info>>);
+  readonly members: Map<string, PresenceMember<Info>>;
+  /** Apply a join or a leave; true when the list changed. */
+  apply(event: PresenceEvent<Info>): boolean;
+  readonly size: number;
+  /** Clients per signed-in user; anonymous clients under `null`. */
+  byUser(): Map<string | null, number>;
+  stats(): PresenceStats;
+}

@@ -8,6 +8,7 @@
  * - `errors.js`: `StreamError` and a class per error code; `codes.js`: the protocol's codes;
  * - `sse.js`: server streams over HTTP (Server-Sent Events through `fetch`);
  * - `http.js`: typed errors of HTTP responses, `ticketFetcher`;
+ * - `presence.js`: `Roster`, a room's member list kept from presence events;
  * - `timers.js`, `page.js`, `deferred.js`, `frames.js`: what those rest on.
  *
  *     import { StreamClient } from "./client.js";
@@ -52,3 +53,4 @@ export { Call, Stream } from "./call.js";
 export { StreamClient } from "./connection.js";
 export { ticketFetcher, httpError } from "./http.js";
 export { SseParser, SseStream, sseStream } from "./sse.js";
+export { Roster, isPresenceEvent } from "./presence.js";

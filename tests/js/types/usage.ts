@@ -13,6 +13,10 @@ import {
   StreamError,
   ticketFetcher,
   sseStream,
+  Roster,
+  isPresenceEvent,
+  type PresenceMember,
+  type PresenceStats,
   type ConnectionState,
   type ErrorCode,
   type Hello,
@@ -104,4 +108,18 @@ export async function usage(WebSocketClass: typeof WebSocket): Promise<void> {
   void sse.result?.total;
 
   await client.close();
+}
+
+// Presence: a roster from a read, then events from a stream.
+export async function presenceUsage(client: StreamClient): Promise<number> {
+  const members: PresenceMember<{ name: string }>[] = await client.call("chat.members", { room: "lobby" });
+  const roster = new Roster<{ name: string }>(members);
+  for await (const item of client.stream("interop.room", { topic: "lobby" })) {
+    if (isPresenceEvent<{ name: string }>(item)) roster.apply(item);
+  }
+  const stats: PresenceStats = roster.stats();
+  const alice: number | undefined = roster.byUser().get("alice");
+  // @ts-expect-error a presence event is a join or a leave
+  roster.apply({ presence: "stay", client: "x", user: null });
+  return stats.clients + (alice ?? 0) + roster.size;
 }

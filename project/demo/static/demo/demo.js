@@ -130,27 +130,57 @@ function sleep(ms) {
 /**
  * The chat room: one chat.room call stays open; what the form sends is published to
  * the room, and every message of the room (this tab's included) comes back through
- * the loop. A refused message (invalid_argument) ends the call: show why and rejoin.
+ * the loop. With `members: true` the call also says who is in the room (a snapshot,
+ * then each join and leave, from every server process): the member list beside it.
+ * A refused message (invalid_argument) ends the call: show why and rejoin.
  */
 export async function mountChat(section, client, room = "lobby") {
   const form = section.querySelector("form");
   const status = section.querySelector("[data-status]");
   const list = section.querySelector("[data-messages]");
+  const roster = section.querySelector("[data-members]");
   const name = `guest-${Math.random().toString(36).slice(2, 6)}`; // signed-in users appear under their username
+  const members = new Map(); // client id -> <li>
   let call = null;
+
+  const addMember = (member) => {
+    let item = members.get(member.client);
+    if (!item) {
+      item = document.createElement("li");
+      item.dataset.client = member.client;
+      members.set(member.client, item);
+      roster.append(item);
+    }
+    item.textContent = member.name || "someone";
+  };
+  const removeMember = (clientId) => {
+    members.get(clientId)?.remove();
+    members.delete(clientId);
+  };
+  const resetMembers = () => {
+    for (const clientId of [...members.keys()]) removeMember(clientId);
+  };
 
   sendFromForm(form, status, () => call, (text) => ({ text }));
 
   for (;;) {
     try {
       await whenOpen(client);
-      call = await client.open("chat.room", { room, name });
+      call = await client.open("chat.room", { room, name, members: true });
       show(status, "open", `in #${room}: type a message`);
-      for await (const message of call) append(list, `${message.from}: ${message.text}`);
+      for await (const item of call) {
+        if (item.members) {
+          resetMembers();
+          item.members.forEach(addMember);
+        } else if (item.presence === "join") addMember(item);
+        else if (item.presence === "leave") removeMember(item.client);
+        else append(list, `${item.from}: ${item.text}`);
+      }
       show(status, "ended", "left the room");
       return;
     } catch (error) {
       call = null;
+      resetMembers();
       show(status, "error", describe(error));
       if (client.state === "closed") return;
       await sleep(REJOIN_DELAY_MS);
