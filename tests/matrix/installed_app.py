@@ -17,6 +17,7 @@ the main suite does not collect it (it needs the virtualenvs); ``.ci/matrix`` na
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -84,14 +85,14 @@ def token(site: Site) -> str:
     return found.group(1)
 
 
-@pytest.fixture(scope="module")
-def server(site: Site) -> Iterator[str]:
-    """A daphne of the matrix virtualenv serving the copied example project."""
+@contextlib.contextmanager
+def daphne(site: Site, application: str) -> Iterator[str]:
+    """A daphne of the matrix virtualenv serving ``application`` from the site's folder."""
     port = free_port()
-    daphne = str(Path(MATRIX_PYTHON).with_name("daphne"))
+    executable = str(Path(MATRIX_PYTHON).with_name("daphne"))
     log = open(site.folder / "daphne.log", "w")
     process = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
+        [executable, "-b", "127.0.0.1", "-p", str(port), application],
         cwd=site.folder, env=site.env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
@@ -105,6 +106,13 @@ def server(site: Site) -> Iterator[str]:
             process.kill()
             process.wait(10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(site: Site) -> Iterator[str]:
+    """A daphne of the matrix virtualenv serving the copied example project."""
+    with daphne(site, "project.asgi:application") as address:
+        yield address
 
 
 CALLS = textwrap.dedent(
@@ -231,6 +239,90 @@ async def test_admin_live_page_fits_1280_px_with_styled_breadcrumbs(context, ser
         "getComputedStyle(document.querySelector('.breadcrumbs')).backgroundColor"
     )
     assert background not in ("rgba(0, 0, 0, 0)", "transparent"), "breadcrumbs are unstyled"
+
+
+# -- The README's example, pasted into a new project -------------------------------------
+
+
+def readme_blocks() -> list[tuple[str, str]]:
+    """The README's code blocks, as (language, text)."""
+    return re.findall(r"```(\w+)\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+
+
+def readme_files() -> dict[str, str]:
+    """The files the README shows, by the path on their first line (``# orders/streams.py``).
+
+    A block headed ``# <path>, continued`` is appended to that file.
+    """
+    files: dict[str, str] = {}
+    for language, text in readme_blocks():
+        head = re.match(r"# ([\w/]+\.py)(, continued)?\b", text)
+        if language != "python" or head is None:
+            continue
+        path = head.group(1)
+        files[path] = files.get(path, "") + "\n" + text if head.group(2) else text
+    return files
+
+
+def readme_block(*needles: str) -> str:
+    found = [text for _, text in readme_blocks() if all(n in text for n in needles)]
+    assert len(found) == 1, f"expected one README block with {needles}, found {len(found)}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def readme_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    """``startproject yourproject`` and ``startapp orders``, then the README's files over them."""
+    folder = tmp_path_factory.mktemp("readme")
+    made = Site(folder)
+    made.run("-m", "django", "startproject", "yourproject", ".")
+    made.manage("startapp", "orders")
+    files = readme_files()
+    settings_block = files.pop("settings.py")
+    for path, text in files.items():
+        (folder / path).write_text(text)
+    # The settings block lists the apps to add and the settings to set; the rest of
+    # settings.py is startproject's.
+    added = [a for a in re.findall(r'"([\w.]+)"', settings_block.split("]")[0]) if a != "daphne"]
+    assignments = [line for line in settings_block.splitlines() if re.match(r"(ASGI_APPLICATION|CHANNEL_LAYERS) =", line)]
+    assert len(assignments) == 2, settings_block
+    with open(folder / "yourproject" / "settings.py", "a") as settings:
+        settings.write(
+            f"\nINSTALLED_APPS = ['daphne', *INSTALLED_APPS, *{added!r}, 'orders']\n" + "\n".join(assignments) + "\n"
+        )
+    (folder / "pyproject.toml").write_text(readme_block("asyncio_mode"))
+    made.manage("makemigrations", "orders", "--verbosity", "0")
+    made.manage("migrate", "--verbosity", "0")
+    return made
+
+
+def test_readme_example_passes_system_checks(readme_site: Site) -> None:
+    done = readme_site.manage("check", "--fail-level", "WARNING")
+    assert "no issues" in done.stdout
+
+
+def test_readme_example_tests_pass_with_the_readme_pytest_configuration(readme_site: Site) -> None:
+    done = readme_site.run("-m", "pytest", "-q", "-p", "no:cacheprovider", "orders/tests.py", check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+
+
+def test_readme_example_client_calls_the_readme_methods(readme_site: Site) -> None:
+    readme_site.env["DJANGO_SUPERUSER_PASSWORD"] = "pw-123456"
+    readme_site.manage("createsuperuser", "--noinput", "--username", "ann", "--email", "ann@example.com")
+    readme_site.manage("shell", "-c", "from orders.models import Order; from django.contrib.auth.models import User; "
+                       "Order.objects.create(pk=1, owner=User.objects.get(username='ann'))")
+    out = readme_site.manage("drf_create_token", "ann").stdout
+    token = re.search(r"\b([0-9a-f]{40})\b", out)
+    assert token, out
+    script = readme_block("StreamClient(", "orders.get")
+    with daphne(readme_site, "yourproject.asgi:application") as address:
+        script = script.replace("ws://127.0.0.1:8000/ws/", f"ws://{address}/ws/").replace("<DRF token>", token.group(1))
+        done = readme_site.run("-c", script)
+    lines = done.stdout.splitlines()
+    assert lines == [
+        "{'id': 1, 'total': '0.00'}", "{'left': 3}", "{'left': 2}", "{'left': 1}", "{'done': True}", "{'sum': 5}",
+    ], done.stdout + done.stderr
 
 
 CLIENT_ONLY = pytest.mark.skipif(not CLIENT_PYTHON, reason="MATRIX_CLIENT_PYTHON names the client-only virtualenv")
