@@ -206,7 +206,7 @@ def admin_session(server: str) -> httpx.Client:
     [
         ("/admin/", "streaming_app"),
         ("/admin/streaming_app/livecall/", 'id="live-calls"'),
-        ("/admin/streaming_app/finishedcall/", "result_list"),
+        ("/admin/streaming_app/finishedcall/", 'id="changelist"'),  # rows may not be flushed yet
         ("/admin/streaming_app/endpointswitch/", "Endpoint switch"),
     ],
 )
