@@ -2,7 +2,7 @@
 
 A project that forgets a piece of the wiring sees nothing wrong in Django: its clients
 get a bare HTTP 404 or 500 on the WebSocket handshake. These checks name the missing
-piece instead (ids ``streaming_app.E055``–``E057``, ``W055``, ``W056``):
+piece instead (ids ``streaming_app.E055``–``E057``, ``W055``, ``W056``, ``W059``):
 
 - ``daphne`` in ``INSTALLED_APPS``, before ``django.contrib.staticfiles``: without it
   ``manage.py runserver`` serves WSGI, which has no WebSocket at all (W055, W056).
@@ -12,6 +12,10 @@ piece instead (ids ``streaming_app.E055``–``E057``, ``W055``, ``W056``):
   middleware ``inner``/``application``, ``URLRouter`` routes, ``include()``).
   A wrapper this walk cannot see through is left alone, never reported.
 
+- On Django 4.2, an ``"http"`` route served by Django's own handler, which keeps
+  running an HTTP stream after its client left (W059): Django 5.0 cancels such a
+  request, :func:`streaming_app.asgi.get_asgi_application` does it on 4.2.
+
 The in-memory broker with ``DEBUG`` off, which serves one process only, is
 ``streaming_app.W005`` (checks.py); the app sends nothing through the channel layer.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+import django
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
@@ -95,6 +100,40 @@ def check_asgi_routes_websocket(app_configs: Any = None, **kwargs: Any) -> list[
             )
         ]
     return []
+
+
+@register(Tags.compatibility)
+def check_http_stops_on_disconnect(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    return http_disconnect_messages(django.VERSION)
+
+
+def http_disconnect_messages(version: tuple[Any, ...]) -> list[Any]:
+    """W059 for a Django ``version`` before 5.0 whose ``"http"`` route is Django's bare handler."""
+    from django.core.handlers.asgi import ASGIHandler
+
+    from .asgi import HANDLES_DISCONNECT
+
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    if tuple(version[:2]) >= HANDLES_DISCONNECT or not path:
+        return []
+    try:
+        application = import_string(path)
+    except Exception:  # noqa: BLE001  (streaming_app.E055 reports it)
+        return []
+    mapping = getattr(application, "application_mapping", None)
+    http = mapping.get("http") if isinstance(mapping, dict) else application
+    if not isinstance(http, ASGIHandler):
+        return []
+    return [
+        Warning(
+            f"ASGI_APPLICATION {path!r} serves HTTP with Django's own handler, which on Django "
+            f"{version[0]}.{version[1]} keeps running an HTTP stream (SSE, NDJSON) or a unary call "
+            "after its client left.",
+            hint="In asgi.py, use streaming_app.asgi.get_asgi_application() in place of "
+            "django.core.asgi.get_asgi_application(): it stops such requests, as Django 5.0 does.",
+            id="streaming_app.W059",
+        )
+    ]
 
 
 class _Unknown:

@@ -25,6 +25,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
+import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -183,6 +185,26 @@ def test_http_unary_and_server_stream(server: str) -> None:
         records = [json.loads(line) for line in stream.text.splitlines() if line.strip()]
         assert [r["d"] for r in records if r["t"] == "next"] == [{"i": 0}, {"i": 1}, {"i": 2}]
         assert records[-1] == {"t": "end", "d": {"total": 3}}
+
+
+def test_an_http_stream_stops_when_its_client_leaves(server: str) -> None:
+    """Django 5.0+ cancels the request; on 4.2 streaming_app.asgi.get_asgi_application() does."""
+    tag = f"matrix-{uuid.uuid4().hex}"
+    with httpx.Client(base_url=f"http://{server}/streams/", timeout=10, trust_env=False) as reader:
+        with reader.stream(
+            "GET", "interop.forever", params={"interval_ms": 50, "tag": tag}, headers={"Accept": "application/x-ndjson"}
+        ) as stream:
+            first = next(line for line in stream.iter_lines() if line.strip())
+            assert json.loads(first) == {"t": "next", "d": {"i": 0}}
+    count = None
+    with httpx.Client(base_url=f"http://{server}/streams/", timeout=10, trust_env=False) as http:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            count = http.get("interop.cleanups", params={"tag": tag}).json()["d"]["count"]
+            if count:
+                break
+            time.sleep(0.2)
+    assert count == 1, "the handler's finally did not run after its client left"
 
 
 def admin_session(server: str) -> httpx.Client:

@@ -14,6 +14,7 @@ from channels.security.websocket import AllowedHostsOriginValidator
 from django.core.asgi import get_asgi_application
 from django.urls import path
 
+from streaming_app.asgi import CancelOnDisconnect
 from streaming_app.routing import websocket_urlpatterns
 from streaming_app.transports.websocket import StreamConsumer
 
@@ -53,8 +54,13 @@ wrapped_and_nested = ProtocolTypeRouter(
     }
 )
 
-# The example project's routing.
+# The README's routing.
 plain = ProtocolTypeRouter({"http": django_app, "websocket": URLRouter(websocket_urlpatterns)})
+
+# What streaming_app.asgi.get_asgi_application() gives on Django 4.2.
+disconnect_aware = ProtocolTypeRouter(
+    {"http": CancelOnDisconnect(django_app), "websocket": URLRouter(websocket_urlpatterns)}
+)
 
 
 async def opaque(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -76,10 +76,27 @@ def test_a_websocket_route_that_never_reaches_stream_consumer_is_e057():
     assert "StreamConsumer" in messages[0].msg
 
 
-@pytest.mark.parametrize("application", ["plain", "wrapped_and_nested"])
+@pytest.mark.parametrize("application", ["plain", "wrapped_and_nested", "disconnect_aware"])
 def test_routes_that_reach_stream_consumer_pass(application):
     assert asgi_messages(application) == []
 
 
 def test_an_application_the_walk_cannot_see_into_is_not_reported():
     assert asgi_messages("opaque") == []
+
+
+def test_django_4_2_with_django_s_own_http_handler_is_w059():
+    with override_settings(ASGI_APPLICATION="probes.wiring_asgi.plain"):
+        messages = wiring.http_disconnect_messages((4, 2, 30, "final", 0))
+    assert ids(messages) == ["streaming_app.W059"]
+    assert "streaming_app.asgi.get_asgi_application()" in messages[0].hint
+
+
+def test_django_4_2_with_the_app_s_http_handler_passes():
+    with override_settings(ASGI_APPLICATION="probes.wiring_asgi.disconnect_aware"):
+        assert wiring.http_disconnect_messages((4, 2, 30, "final", 0)) == []
+
+
+def test_django_5_needs_no_http_handler_of_the_app():
+    with override_settings(ASGI_APPLICATION="probes.wiring_asgi.plain"):
+        assert wiring.http_disconnect_messages((5, 0, 0, "final", 0)) == []
