@@ -2,7 +2,7 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+from streaming_app.asgi import get_asgi_application  # Django's; on 4.2 it also stops HTTP streams whose client left
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django_asgi_app = get_asgi_application()  # sets Django up before consumers are imported

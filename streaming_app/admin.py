@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import django
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -129,6 +130,9 @@ class LiveCallAdmin(_LiveCallAdmin):
             "opts": self.opts,
             "title": "Live calls",
             "config": config,
+            # Django 6.1's admin styles breadcrumbs as <ol class="breadcrumbs"> of <li>s;
+            # earlier releases as <div class="breadcrumbs"> with › separators.
+            "breadcrumbs_as_list": django.VERSION >= (6, 1),
             **(extra_context or {}),
         }
         request.current_app = self.admin_site.name

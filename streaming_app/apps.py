@@ -10,6 +10,7 @@ class StreamingAppConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from . import wiring  # noqa: F401  (registers the wiring's system checks)
         from .admin_streams import StreamingAdminStreams
         from .conf import streaming_settings
         from .registry import registry

@@ -159,7 +159,8 @@ class StreamRegistry:
         if existing is not None:
             raise ImproperlyConfigured(
                 f"Namespace {namespace!r} of {where} is already registered by "
-                f"{existing.__module__}.{existing.__qualname__}."
+                f"{existing.__module__}.{existing.__qualname__}. Give one of them another "
+                "namespace (each namespace is served by one view class)."
             )
         methods = {}
         for attr, func in inspect.getmembers(view_class, predicate=callable):
@@ -201,8 +202,10 @@ class StreamRegistry:
                 and value is not StreamView
                 and value.__module__ == module.__name__
                 and value.namespace
-                and value.namespace not in self._views
+                and value not in self._views.values()  # already registered, e.g. by @register
             ):
+                # A second class with a namespace already taken raises, as register() does:
+                # skipping it would leave its methods "Unknown method" with no word why.
                 self.register(value)
 
     def autodiscover(self, module_name: str) -> None:

@@ -204,6 +204,8 @@ class StreamClient:
                 max_size=None,
                 ping_interval=None,  # liveness is the protocol's heartbeat (see Heartbeat)
             )
+        except websockets.InvalidStatus as exc:
+            raise handshake_failure(self.url, exc.response.status_code) from exc
         except (OSError, websockets.InvalidHandshake, asyncio.TimeoutError) as exc:
             raise Unavailable(f"Cannot connect to {self.url}: {exc}") from exc
         try:
@@ -552,3 +554,35 @@ class _PendingStream:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.aclose()
+
+
+def handshake_failure(url: str, status: int) -> Unavailable:
+    """The error of a WebSocket handshake the server answered with an HTTP status.
+
+    The usual causes are in the server's wiring, which ``python manage.py check``
+    reports (``streaming_app.E056``, ``E057``, ``W055``): the message says where to look,
+    and ``details["http_status"]`` carries the status.
+    """
+    if status == 404:
+        hint = (
+            "Nothing routes this path to streaming_app's StreamConsumer: check the URL, the "
+            "'websocket' route of ASGI_APPLICATION, and that an ASGI server runs it ('daphne' "
+            "first in INSTALLED_APPS for runserver). `python manage.py check` names the missing piece."
+        )
+    elif status >= 500:
+        hint = (
+            "The server failed on the handshake. Usually no websocket route matches this path "
+            "(Channels: \"No route found for path\") or ASGI_APPLICATION routes no 'websocket' at "
+            "all: the server's log has the traceback, and `python manage.py check` names the missing piece."
+        )
+    elif status == 403:
+        hint = (
+            "The server refused the handshake: an Origin it does not allow (ALLOWED_HOSTS, "
+            "CSRF_TRUSTED_ORIGINS) or a refused ticket."
+        )
+    else:
+        hint = "The WebSocket handshake did not succeed."
+    return Unavailable(
+        f"Cannot open a WebSocket to {url} (the server answered HTTP {status}). {hint}",
+        {"http_status": status},
+    )

@@ -210,3 +210,73 @@ def test_a_unary_method_is_called_with_post_only_unless_declared_safe():
     assert local.get("verbs.change").http_methods == ("POST",)
     assert local.get("verbs.read").http_methods == ("GET", "POST")
     assert local.get("verbs.watch").http_methods == ("GET", "POST")
+
+
+def _streams_module(tmp_path, monkeypatch, name: str, source: str):
+    """A real module file, imported as autodiscovery imports an app's streams.py."""
+    import importlib
+    import textwrap
+
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return importlib.import_module(name)
+
+
+CLASHING_MODULE = """
+    from streaming_app import StreamView, server_stream, unary
+
+
+    class OrderStreams(StreamView):
+        namespace = "orders"
+
+        @unary
+        async def get(self, ctx, id: int) -> dict:
+            return {"id": id}
+
+
+    class OrderWatch(StreamView):
+        namespace = "orders"
+
+        @server_stream
+        async def watch(self, ctx):
+            yield {}
+"""
+
+
+def test_autodiscovery_raises_on_a_namespace_clash_within_a_module(tmp_path, monkeypatch):
+    module = _streams_module(tmp_path, monkeypatch, "clash_streams_a", CLASHING_MODULE)
+    reg = StreamRegistry()
+    with pytest.raises(ImproperlyConfigured, match=r"Namespace 'orders' of clash_streams_a\.OrderWatch is already registered by clash_streams_a\.OrderStreams"):
+        reg.register_module(module)
+
+
+def test_autodiscovery_raises_on_a_namespace_clash_across_modules(tmp_path, monkeypatch):
+    first = _streams_module(tmp_path, monkeypatch, "clash_streams_b1", CLASHING_MODULE.split("class OrderWatch")[0])
+    second = _streams_module(
+        tmp_path, monkeypatch, "clash_streams_b2",
+        "from streaming_app import StreamView, server_stream\n" + "class OrderWatch" + CLASHING_MODULE.split("class OrderWatch")[1],
+    )
+    reg = StreamRegistry()
+    reg.register_module(first)
+    with pytest.raises(ImproperlyConfigured, match="another namespace"):
+        reg.register_module(second)
+
+
+def test_autodiscovery_skips_a_view_already_registered_by_the_decorator(tmp_path, monkeypatch):
+    module = _streams_module(tmp_path, monkeypatch, "decorated_streams", """
+        from streaming_app import StreamView, unary
+        from streaming_app.registry import StreamRegistry
+
+        local = StreamRegistry()
+
+
+        @local.register(namespace="renamed")
+        class Renamed(StreamView):
+            namespace = "original"
+
+            @unary
+            async def get(self, ctx) -> None:
+                return None
+    """)
+    module.local.register_module(module)
+    assert sorted(module.local.views()) == ["renamed"]

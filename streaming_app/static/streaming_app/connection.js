@@ -114,6 +114,8 @@ export class StreamClient extends EventTarget {
     /** @type {Socket | null} */
     this._ws = null;
     this._everOpen = false;
+    /** @type {number | undefined} the HTTP status of a refused handshake, when the WebSocket says it */
+    this._handshakeStatus = undefined;
     this._attempt = 0;
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this._retryTimer = undefined;
@@ -244,7 +246,13 @@ export class StreamClient extends EventTarget {
     this._noHello = setTimeout(() => this._drop(ws, CloseCode.ABNORMAL, false), this.openTimeout * 1000);
     // A close event follows an error, except in Node 20's built-in WebSocket
     // when the connection is refused: then the socket is given up here.
-    ws.onerror = () => setTimeout(() => this._drop(ws, CloseCode.ABNORMAL, greeted), 50);
+    ws.onerror = (event) => {
+      // Node's `ws` package says what the server answered a refused handshake
+      // ("Unexpected server response: 404"); a browser's WebSocket never does.
+      const status = /Unexpected server response: (\d{3})/.exec(String(/** @type {any} */ (event)?.message ?? ""));
+      if (status && !greeted) this._handshakeStatus = Number(status[1]);
+      setTimeout(() => this._drop(ws, CloseCode.ABNORMAL, greeted), 50);
+    };
     ws.onclose = (event) => {
       if (this._ws === ws) this._lost(event.code, greeted);
     };
@@ -310,7 +318,10 @@ export class StreamClient extends EventTarget {
     if (!greeted && code === CloseCode.INVALID_CREDENTIALS) {
       return this._giveUp(new Unauthenticated("The server refused the credentials (close code 4401).", { close_code: code }));
     }
-    const error = new Unavailable(`The connection was closed (code ${code}).`, { close_code: code });
+    const error = greeted || code !== CloseCode.ABNORMAL
+      ? new Unavailable(`The connection was closed (code ${code}).`, { close_code: code })
+      : handshakeFailure(this.url, this._handshakeStatus);
+    this._handshakeStatus = undefined;
     const willReconnect = this.reconnect && this._everOpen && RECONNECT_CLOSE_CODES.includes(code);
     const calls = [...this._calls.values()];
     this._calls.clear();
@@ -511,4 +522,33 @@ export class StreamClient extends EventTarget {
         return; // pong, and frame types of later versions
     }
   }
+}
+
+/**
+ * The error of a WebSocket that closed before the server's hello (1006): the
+ * handshake failed. The usual cause is the server's wiring, which
+ * `python manage.py check` reports, so the message says where to look.
+ * @param {string} url
+ * @param {number | undefined} status the handshake's HTTP status, when the WebSocket implementation tells it
+ * @returns {Unavailable}
+ */
+export function handshakeFailure(url, status) {
+  const answered = status ? ` (the server answered HTTP ${status})` : "";
+  let hint;
+  if (status === 404 || status === undefined) {
+    hint = "If the server answers the handshake with HTTP 404, nothing routes this path to streaming_app's StreamConsumer: " +
+      "check the URL, the 'websocket' route of ASGI_APPLICATION, and that an ASGI server runs it ('daphne' first in INSTALLED_APPS for runserver). " +
+      "`python manage.py check` names the missing piece.";
+  } else if (status >= 500) {
+    hint = "The server failed on the handshake. Usually no websocket route matches this path (Channels: \"No route found for path\") " +
+      "or ASGI_APPLICATION routes no 'websocket' at all: the server's log has the traceback, and `python manage.py check` names the missing piece.";
+  } else if (status === 403) {
+    hint = "The server refused the handshake: an Origin not allowed (ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS) or a refused ticket.";
+  } else {
+    hint = "The WebSocket handshake did not succeed.";
+  }
+  /** @type {Record<string, unknown>} */
+  const details = { close_code: CloseCode.ABNORMAL };
+  if (status) details.http_status = status;
+  return new Unavailable(`Cannot open a WebSocket to ${url}${answered}. ${hint}`, details);
 }
