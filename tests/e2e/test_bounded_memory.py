@@ -66,11 +66,11 @@ async def open_unread(server):
 async def test_a_client_that_sends_pings_and_reads_nothing_is_closed_before_the_server_grows(server):
     before = await settled_rss(server)
     ws = await open_unread(server)
-    sent = 0
     with pytest.raises(websockets.ConnectionClosed):
-        for sent in range(400):  # 400 MB of pongs if nothing stopped it
+        for _ in range(400):  # 400 MB of pongs if nothing stopped it
             await ws.send(PING)
-    assert sent < 200
+    # How many pings the client got out before it noticed the close depends on
+    # TCP buffers and the close handshake's timing; what the server held is the point.
     assert rss(server) - before < GROWTH_BOUND
     assert "with 4429: it left" in server.log.read_text()
     assert await settled_rss(server) - before < GROWTH_BOUND  # and it serves on
