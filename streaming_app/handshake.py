@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
+from django.utils.functional import cached_property
 from django.utils.http import is_same_domain
 from rest_framework.request import Request
 
@@ -143,3 +144,19 @@ def build_request(scope: Mapping[str, Any], authenticators: list[Any]) -> Reques
 def authenticate(request: Request) -> Any:
     """Run the authenticators now (they touch the database); raise on bad credentials."""
     return request.user
+
+
+# Views of META that Django computes once and caches on the request: the
+# authenticators read them at the handshake, then an idle connection would keep
+# them (about 2 KiB) for its lifetime. Dropped, each is recomputed, equal, when
+# something reads it again.
+PARSED_ON_DEMAND = ("headers", "GET", "COOKIES")
+
+
+def forget_parsed(request: Request) -> None:
+    """Drop what authentication parsed out of META (headers, query, cookies); read again on demand."""
+    http_request = request._request
+    cached = http_request.__dict__
+    for name in PARSED_ON_DEMAND:
+        if isinstance(getattr(type(http_request), name, None), cached_property):  # else not recomputable
+            cached.pop(name, None)

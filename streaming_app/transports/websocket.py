@@ -14,7 +14,7 @@ import functools
 import logging
 import secrets
 import time
-from typing import Any, Callable
+from typing import Any
 
 from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
@@ -33,7 +33,7 @@ from ..encoding import json_default
 from ..events import Event
 from ..flow import CreditGate, Inbox
 from ..gc_tuning import tune_for_serving
-from ..handshake import DefaultAuthentication, authenticate, build_request, origin_allowed
+from ..handshake import DefaultAuthentication, authenticate, build_request, forget_parsed, origin_allowed
 from ..outcomes import EndReason
 from ..protocol import frames as wire
 from ..protocol.codes import SUBPROTOCOL, CloseCode, ErrorCode
@@ -161,6 +161,17 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
     # layer, and with channels_redis joining one makes every disconnect wait
     # out a 5 s blocking pop. (An alias no layer has gives None.)
     channel_layer_alias = "streaming_app:none"
+    # Which method handles each frame, by name (a subclass's override is
+    # honoured): one table per class, not a dict of bound methods per connection.
+    frame_handlers: dict[type, str] = {
+        CallFrame: "on_call",
+        NextFrame: "on_next",
+        EndFrame: "on_end",
+        CreditFrame: "on_credit",
+        CancelFrame: "on_cancel",
+        PingFrame: "on_ping",
+        PongFrame: "on_pong",
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -172,7 +183,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         self.closed = False
         self._counted = False
         self._stop_reason = EndReason.DISCONNECTED  # why calls stop when the socket closes
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.TimerHandle | None = None  # the next heartbeat check
         # What the connection was authenticated with (None: anonymous), watched
         # by the revocation guard; the user's generation when it was last read.
         self.credential: Credential | None = None
@@ -181,15 +192,6 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         self._admitted = False  # counted against MAX_CONNECTIONS_PER_USER / _PER_IP
         self._call_rate: CallRate | None = None  # MAX_CALLS_PER_SECOND
         self.send_buffer: SendBuffer | None = None  # daphne's write buffer for this socket, once accepted
-        self._frame_handlers: dict[type, Callable[[Any], Any]] = {
-            CallFrame: self.on_call,
-            NextFrame: self.on_next,
-            EndFrame: self.on_end,
-            CreditFrame: self.on_credit,
-            CancelFrame: self.on_cancel,
-            PingFrame: self.on_ping,
-            PongFrame: self.on_pong,
-        }
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Unlike AsyncConsumer.dispatch, no thread hop per message (see streaming_app.db).
@@ -234,6 +236,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
             await self.base_send(accept)
             await self.close(CloseCode.INTERNAL_ERROR)
             return
+        forget_parsed(self.request)  # the connection lives long; what it parsed is cheap to parse again
         await self.base_send(accept)
         self.send_buffer = sendbuffer.for_send(self.base_send)
         if is_draining():  # began while the handshake was authenticated
@@ -263,7 +266,8 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         self.connection = connection = ServerConnection(self.get_limits(), time.monotonic())
         self.session = connection.session
         await self.send_text(connection.hello(self.connection_id))
-        self._heartbeat = loop.create_task(self.heartbeat(connection))
+        if not self.closed:
+            self.schedule_heartbeat(connection, time.monotonic())
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         connection = self.connection
@@ -273,7 +277,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         data = text if text is not None else message.get("bytes") or b""
         try:
             frame = connection.receive(data, time.monotonic())
-            await self._frame_handlers[type(frame)](frame)
+            await getattr(self, self.frame_handlers[type(frame)])(frame)
         except FrameTooLarge as exc:
             await self.close(exc.close_code)
         except FrameError as exc:
@@ -460,16 +464,29 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
             heartbeat_timeout=settings.HEARTBEAT_TIMEOUT,
         )
 
-    async def heartbeat(self, connection: ServerConnection) -> None:
+    def schedule_heartbeat(self, connection: ServerConnection, now: float) -> None:
+        """Arm the next heartbeat check: an event-loop timer, not a task per connection.
+
+        An idle connection then costs one timer handle instead of a task, its
+        coroutine frame and a sleep's future (about 1 KiB each); a task exists
+        only for the moment a ping or a close is sent.
+        """
+        loop = asyncio.get_running_loop()
+        self._heartbeat = loop.call_later(connection.until_next_check(now), self.heartbeat, connection)
+
+    def heartbeat(self, connection: ServerConnection) -> None:
         """Ping a silent peer every heartbeat interval; close with 4408 once it has been silent too long."""
-        while not self.closed:
-            now = time.monotonic()
-            if connection.timed_out(now):
-                await self.close(CloseCode.HEARTBEAT_TIMEOUT)
-                return
-            await asyncio.sleep(connection.until_next_check(now))
-            if connection.ping_due(time.monotonic()):
-                await self.send_text(wire.encode_ping())
+        self._heartbeat = None
+        if self.closed:
+            return
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        if connection.ping_due(now):
+            loop.create_task(self.send_text(wire.encode_ping()))
+        if connection.timed_out(now):
+            loop.create_task(self.close(CloseCode.HEARTBEAT_TIMEOUT))
+            return
+        self.schedule_heartbeat(connection, now)
 
     # -- credentials (streaming_app.revocation) -------------------------------------------
 
@@ -536,7 +553,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         """Stop every call; wait (bounded) so their ``finally`` blocks have run."""
         self.closed = True
         heartbeat, self._heartbeat = self._heartbeat, None
-        if heartbeat is not None and heartbeat is not asyncio.current_task():
+        if heartbeat is not None:
             heartbeat.cancel()
         runners = [active.runner for active in self.calls.values()]
         tasks = [runner.task for runner in runners if runner.task is not None]
