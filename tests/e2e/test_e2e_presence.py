@@ -185,11 +185,19 @@ async def test_a_users_clients_aggregate_first_join_and_last_leave(servers, make
             "clients": 3, "users": [{"user": "pam", "clients": 2}, {"user": None, "clients": 1}]
         }
         await first.close()
+        # The two processes see their disconnects independently: wait until the
+        # first client is gone, so that the second is the user's last.
+        call_id = 3
+        for _ in range(100):
+            if (await room_presence(watcher, topic, call_id))["clients"] == 2:
+                break
+            call_id += 1
+            await asyncio.sleep(0.1)
         await second.close()
         # Only the last client's leave is the user's leave.
         [left] = await presence_items(watcher, 1, 1)
         assert left == {"presence": "leave", "user": "pam", "client": own_second["client"]}
-        assert (await room_presence(watcher, topic, 3))["clients"] == 1
+        assert (await room_presence(watcher, topic, call_id + 1))["clients"] == 1
     finally:
         for conn in (watcher, first, second):
             await conn.close()
