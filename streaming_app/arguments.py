@@ -235,35 +235,25 @@ def _dataclass(cls: type) -> Converter:
         for f in fields
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     }
-
-    def convert(value: Any) -> Any:
-        if type(value) is not dict:
-            raise Invalid("Must be an object.")
-        unknown = sorted(set(value) - set(converters))
-        if unknown:
-            raise Invalid(f"Unknown field {unknown[0]!r}.", ())
-        kwargs = {}
-        for name, field_convert in converters.items():
-            if name not in value:
-                if name in required:
-                    raise Invalid("This field is required.", (name,))
-                continue
-            try:
-                kwargs[name] = value[name] if field_convert is None else field_convert(value[name])
-            except Invalid as exc:
-                raise Invalid(exc.message, (name, *exc.path)) from None
-        return cls(**kwargs)
-
-    return convert
+    fields_of = _object_fields(converters, required)
+    return lambda value: cls(**fields_of(value))
 
 
 def _typeddict(cls: type) -> Converter:
     """A ``TypedDict``: an object with its required keys and no others (as its schema says); a plain dict out."""
     hints = typing.get_type_hints(cls)
     converters = {name: converter_for(hint) for name, hint in hints.items()}
-    required = set(getattr(cls, "__required_keys__", hints))
+    return _object_fields(converters, set(getattr(cls, "__required_keys__", hints)))
 
-    def convert(value: Any) -> Any:
+
+def _object_fields(converters: dict[str, Converter | None], required: set[str]) -> Converter:
+    """An object with the required keys, no unknown ones, each value converted: the fields as a dict.
+
+    Dataclasses and TypedDicts read the same JSON object; only what is built
+    from the fields differs.
+    """
+
+    def convert(value: Any) -> dict[str, Any]:
         if type(value) is not dict:
             raise Invalid("Must be an object.")
         unknown = sorted(set(value) - set(converters))
