@@ -34,6 +34,7 @@ import asyncio
 import collections
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -46,6 +47,7 @@ from pathlib import Path
 import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
+EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception|Exit|Closed|Full)\b")  # what a traceback ends with
 SUBPROTOCOL = "streaming.v1.json"
 
 
@@ -69,9 +71,11 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 class Processes:
     """The private Redis and the two daphne processes, restartable on their ports."""
 
-    def __init__(self, workdir: Path, app: str = "project.asgi:application") -> None:
+    def __init__(self, workdir: Path, app: str = "project.asgi:application", debug: bool = False) -> None:
         self.workdir = workdir
         self.app = app
+        # As deployed: DEBUG off (with a key of the run's own, as the settings demand then).
+        self.debug_env = {} if debug else {"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": f"soak-{uuid.uuid4().hex}"}
         self.redis_port = free_port()
         self.ports = [free_port(), free_port()]
         self.redis: subprocess.Popen | None = None
@@ -96,7 +100,8 @@ class Processes:
         self.start_redis()
 
     def start_server(self, index: int) -> None:
-        env = {**os.environ, "REDIS_URL": self.redis_url, "PYTHONUNBUFFERED": "1", "TRACE_DIR": str(self.workdir)}
+        env = {**os.environ, "REDIS_URL": self.redis_url, "PYTHONUNBUFFERED": "1", "TRACE_DIR": str(self.workdir),
+               **self.debug_env}
         log = open(self.workdir / f"daphne-{index}.log", "ab")
         self.servers[index] = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.ports[index]), self.app],
@@ -316,10 +321,10 @@ async def sample_rss(processes: Processes, stop: asyncio.Event, samples: list[tu
             pass
 
 
-async def run(minutes: float, kill_every: float = 60.0, probe: bool = False) -> int:
+async def run(minutes: float, kill_every: float = 60.0, probe: bool = False, debug: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         app = "bench.memprobe_asgi:application" if probe else "project.asgi:application"
-        processes = Processes(Path(tmp), app)
+        processes = Processes(Path(tmp), app, debug)
         try:
             processes.start_redis()
             for index in range(2):
@@ -360,10 +365,12 @@ async def run(minutes: float, kill_every: float = 60.0, probe: bool = False) -> 
         server_lines = [
             line for index in range(2)
             for line in (Path(tmp) / f"daphne-{index}.log").read_text(errors="replace").splitlines()
-            if "streaming_app" in line or "Traceback" in line
+            if "streaming_app" in line or "Traceback" in line or EXCEPTION_LINE.match(line)
         ]
         traces = {path.name: path.read_text() for path in sorted(Path(tmp).glob("trace-*.txt"))}
-    print(f"soak: {minutes} min, 2 daphne processes, private Redis; the machine was shared with other work")
+    print(f"soak: {minutes} min, 2 daphne processes, private Redis, DEBUG {'on' if debug else 'off'}, "
+          f"{'a worker SIGKILLed every %gs' % kill_every if kill_every else 'no worker killed'}; "
+          "the machine was shared with other work")
     for line in log:
         print("  " + line)
     print("RSS (MiB) per process over time (a killed process starts again from scratch):")
@@ -375,6 +382,11 @@ async def run(minutes: float, kill_every: float = 60.0, probe: bool = False) -> 
     print(f"server log lines from streaming_app or with a traceback: {len(server_lines)}")
     for line in server_lines[:15]:
         print("  " + line[:200])
+    raised = collections.Counter(line[:160] for line in server_lines if EXCEPTION_LINE.match(line))
+    if raised:
+        print("exceptions in the server logs, by message:")
+        for line, count in raised.most_common(10):
+            print(f"  {count:6d}  {line}")
     for name, text in traces.items():
         print(f"memory probe, {name}:")
         print(text)
@@ -398,8 +410,10 @@ def main() -> None:
     parser.add_argument("--probe", action="store_true",
                         help="serve bench.memprobe_asgi: print each process's memory probe (RSS, registries, and "
                              "what a full collection and malloc_trim give back at the end; TRACE_FRAMES=1 for tracemalloc)")
+    parser.add_argument("--debug", action="store_true",
+                        help="run the workers with the example project's DEBUG on (off by default, as deployed)")
     args = parser.parse_args()
-    sys.exit(asyncio.run(run(args.minutes, args.kill_every, args.probe)))
+    sys.exit(asyncio.run(run(args.minutes, args.kill_every, args.probe, args.debug)))
 
 
 if __name__ == "__main__":
