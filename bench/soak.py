@@ -34,6 +34,7 @@ import asyncio
 import collections
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -46,6 +47,7 @@ from pathlib import Path
 import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
+EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception|Exit|Closed|Full)\b")  # what a traceback ends with
 SUBPROTOCOL = "streaming.v1.json"
 
 
@@ -69,8 +71,11 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 class Processes:
     """The private Redis and the two daphne processes, restartable on their ports."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, app: str = "project.asgi:application", debug: bool = False) -> None:
         self.workdir = workdir
+        self.app = app
+        # As deployed: DEBUG off (with a key of the run's own, as the settings demand then).
+        self.debug_env = {} if debug else {"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": f"soak-{uuid.uuid4().hex}"}
         self.redis_port = free_port()
         self.ports = [free_port(), free_port()]
         self.redis: subprocess.Popen | None = None
@@ -95,13 +100,14 @@ class Processes:
         self.start_redis()
 
     def start_server(self, index: int) -> None:
-        env = {**os.environ, "REDIS_URL": self.redis_url, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "REDIS_URL": self.redis_url, "PYTHONUNBUFFERED": "1", "TRACE_DIR": str(self.workdir),
+               **self.debug_env}
         log = open(self.workdir / f"daphne-{index}.log", "ab")
         self.servers[index] = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.ports[index]), "project.asgi:application"],
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.ports[index]), self.app],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
-        wait_for_port(self.ports[index])
+        wait_for_port(self.ports[index], 20.0 if self.app.startswith("project.") else 120.0)  # a probe with tracemalloc is slow
 
     def kill_server(self, index: int) -> None:
         process = self.servers[index]
@@ -286,7 +292,7 @@ def misbehaving_work(stop: asyncio.Event):
     return work
 
 
-async def chaos(processes: Processes, stop: asyncio.Event, minutes: float, log: list[str]) -> None:
+async def chaos(processes: Processes, stop: asyncio.Event, minutes: float, log: list[str], kill_every: float) -> None:
     started = time.monotonic()
     kills = 0
     redis_restarted = False
@@ -297,7 +303,7 @@ async def chaos(processes: Processes, stop: asyncio.Event, minutes: float, log: 
             await asyncio.to_thread(processes.restart_redis)
             redis_restarted = True
             log.append(f"{elapsed:6.0f}s redis restarted")
-        if elapsed >= (kills + 1) * 60:
+        if kill_every and elapsed >= (kills + 1) * kill_every:
             index = kills % 2
             await asyncio.to_thread(processes.kill_server, index)
             await asyncio.to_thread(processes.start_server, index)
@@ -315,12 +321,17 @@ async def sample_rss(processes: Processes, stop: asyncio.Event, samples: list[tu
             pass
 
 
-async def run(minutes: float) -> int:
+async def run(minutes: float, kill_every: float = 60.0, probe: bool = False, debug: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        processes = Processes(Path(tmp))
-        processes.start_redis()
-        for index in range(2):
-            processes.start_server(index)
+        app = "bench.memprobe_asgi:application" if probe else "project.asgi:application"
+        processes = Processes(Path(tmp), app, debug)
+        try:
+            processes.start_redis()
+            for index in range(2):
+                processes.start_server(index)
+        except BaseException:
+            processes.stop()  # nothing is left running, whatever failed
+            raise
         stats, stop = Stats(), asyncio.Event()
         topic = f"soak-{uuid.uuid4().hex[:8]}"
         counter, last, log, samples = [0], {}, [], []
@@ -331,13 +342,18 @@ async def run(minutes: float) -> int:
             *(caller(processes, stats, stop, i, subscriber_work(stats, stop, topic, i, last)) for i in range(4)),
             caller(processes, stats, stop, 0, slow_work(stop)),
             caller(processes, stats, stop, 1, misbehaving_work(stop)),
-            chaos(processes, stop, minutes, log),
+            chaos(processes, stop, minutes, log, kill_every),
             sample_rss(processes, stop, samples),
         ]
         running = [asyncio.ensure_future(task) for task in tasks]
         started = time.monotonic()
         try:
             await asyncio.sleep(minutes * 60)
+            if probe:  # collect and trim, under load, before the clients stop (bench/memprobe_asgi.py)
+                for process in processes.servers:
+                    if process is not None and process.poll() is None:
+                        process.send_signal(signal.SIGUSR1)
+                await asyncio.sleep(3)
             stop.set()
             await asyncio.sleep(3)  # the last events reach the subscribers
             await asyncio.wait(running, timeout=20)
@@ -349,9 +365,12 @@ async def run(minutes: float) -> int:
         server_lines = [
             line for index in range(2)
             for line in (Path(tmp) / f"daphne-{index}.log").read_text(errors="replace").splitlines()
-            if "streaming_app" in line or "Traceback" in line
+            if "streaming_app" in line or "Traceback" in line or EXCEPTION_LINE.match(line)
         ]
-    print(f"soak: {minutes} min, 2 daphne processes, private Redis; the machine was shared with other work")
+        traces = {path.name: path.read_text() for path in sorted(Path(tmp).glob("trace-*.txt"))}
+    print(f"soak: {minutes} min, 2 daphne processes, private Redis, DEBUG {'on' if debug else 'off'}, "
+          f"{'a worker SIGKILLed every %gs' % kill_every if kill_every else 'no worker killed'}; "
+          "the machine was shared with other work")
     for line in log:
         print("  " + line)
     print("RSS (MiB) per process over time (a killed process starts again from scratch):")
@@ -363,6 +382,14 @@ async def run(minutes: float) -> int:
     print(f"server log lines from streaming_app or with a traceback: {len(server_lines)}")
     for line in server_lines[:15]:
         print("  " + line[:200])
+    raised = collections.Counter(line[:160] for line in server_lines if EXCEPTION_LINE.match(line))
+    if raised:
+        print("exceptions in the server logs, by message:")
+        for line, count in raised.most_common(10):
+            print(f"  {count:6d}  {line}")
+    for name, text in traces.items():
+        print(f"memory probe, {name}:")
+        print(text)
     failed = 0
     for index, received in sorted(stats.received.items()):
         lost = sorted(stats.acked - set(received))
@@ -378,8 +405,15 @@ async def run(minutes: float) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--kill-every", type=float, default=60.0,
+                        help="seconds between SIGKILLs of a worker (0: never, to watch one process age)")
+    parser.add_argument("--probe", action="store_true",
+                        help="serve bench.memprobe_asgi: print each process's memory probe (RSS, registries, and "
+                             "what a full collection and malloc_trim give back at the end; TRACE_FRAMES=1 for tracemalloc)")
+    parser.add_argument("--debug", action="store_true",
+                        help="run the workers with the example project's DEBUG on (off by default, as deployed)")
     args = parser.parse_args()
-    sys.exit(asyncio.run(run(args.minutes)))
+    sys.exit(asyncio.run(run(args.minutes, args.kill_every, args.probe, args.debug)))
 
 
 if __name__ == "__main__":

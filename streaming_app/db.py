@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from typing import Any, Awaitable, Callable, TypeVar, cast
+from collections import deque
+from contextlib import contextmanager
+from typing import Any, Awaitable, Callable, Iterator, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
-from django.db import close_old_connections
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 from rest_framework import permissions
 
 from .views import StreamView
@@ -138,3 +140,25 @@ class StaleConnectionReaper:
 
 
 reaper = StaleConnectionReaper()
+
+
+@contextmanager
+def unlogged_queries(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Keep the queries run inside out of ``DEBUG``'s query log (this thread's connection only).
+
+    With ``DEBUG = True`` Django keeps every query's SQL in
+    ``connection.queries_log`` (up to 9,000) until a request starts; in a
+    serving process nothing starts one for WebSocket calls, so the worker
+    thread's log only fills. The app's own background writes (the admin
+    history's bulk inserts: tens of kilobytes of SQL each) would make it
+    hundreds of MiB per process, which bench/soak.py saw as RSS growing ~3
+    MiB a minute. The developer's own queries are logged as before.
+    """
+    connection = connections[using]
+    kept = connection.queries_log
+    connection.queries_log = deque(maxlen=0)  # appended to, and forgotten at once
+    try:
+        yield
+    finally:
+        connection.queries_log = kept
+

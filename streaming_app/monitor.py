@@ -457,9 +457,13 @@ class Monitor:
 
 
 def _insert_history(rows: list[dict[str, Any]]) -> None:
+    from django.db import router
+
+    from .db import unlogged_queries
     from .models import FinishedCall
 
-    FinishedCall.objects.bulk_create([FinishedCall(**row) for row in rows], batch_size=500)
+    with unlogged_queries(router.db_for_write(FinishedCall)):  # kilobytes of SQL per insert: DEBUG's query log would keep them
+        FinishedCall.objects.bulk_create([FinishedCall(**row) for row in rows], batch_size=500)
 
 
 monitor = Monitor()

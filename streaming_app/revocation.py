@@ -1,7 +1,8 @@
 """Credentials re-checked for the life of a connection: revocation across processes.
 
 A WebSocket is authenticated once, at its handshake, and may stay open for
-days. Without more, it would keep its user as they were then: a deleted
+days (and a server stream over HTTP, authenticated with its request, for
+hours). Without more, it would keep its user as they were then: a deleted
 token, a deactivated user, a changed password or a logout would not touch it,
 nor would a user losing ``is_staff`` lose the staff-only methods on it.
 
@@ -139,12 +140,12 @@ def _forced(authenticator: Any) -> bool:
 
 
 class Guarded(Protocol):
-    """A connection the guard watches (the WebSocket consumer)."""
+    """What the guard watches: a WebSocket consumer, or a server stream over HTTP (``transports.http.GuardedStream``)."""
 
     credential: Credential | None
 
     def credential_revoked(self) -> None:
-        """Close the connection with 4401."""
+        """End it: a WebSocket closes with 4401, an HTTP stream ends with ``unauthenticated``."""
 
     def credential_refreshed(self, user: Any) -> None:
         """The credential holds: calls from now on see ``user``."""

@@ -80,6 +80,7 @@ from ..protocol.http import (
 )
 from ..protocol.session import CallKind
 from ..registry import StreamMethod, registry, shown_name, unknown_method
+from ..revocation import Credential, guard
 from ..runner import CallRunner, as_stream_error, call_deadline, encode_error
 
 logger = logging.getLogger("streaming_app")
@@ -351,6 +352,46 @@ class StreamingCallResponse(StreamingHttpResponse):
             pass
 
 
+class GuardedStream:
+    """A server stream over HTTP as the revocation guard watches it (:class:`~streaming_app.revocation.Guarded`).
+
+    An HTTP request is authenticated once, when it arrives; a stream may then
+    run for hours. Like a WebSocket, it must not outlive its credential: when
+    the guard finds it revoked (a deleted token, a deactivated user, a changed
+    password, an ended session), the call ends with the in-band
+    ``unauthenticated`` error record, its handler's ``finally`` blocks run and
+    the response ends. The stream is watched from its start to its end.
+    """
+
+    def __init__(self, credential: Credential, request: Request, runner: CallRunner) -> None:
+        self.credential: Credential | None = credential
+        self.request = request
+        self.runner = runner
+
+    def credential_revoked(self) -> None:
+        self.runner.stop(EndReason.ERROR, exceptions.Unauthenticated("The credentials of this stream were revoked."))
+
+    def credential_refreshed(self, user: Any) -> None:
+        self.request.user = user  # what the handler reads from its context from now on
+
+    @classmethod
+    def watch(cls, request: Request, runner: CallRunner, notices: int) -> None:
+        """Hand a started stream to the guard until its task ends (anonymous: nothing to watch).
+
+        ``notices`` is the guard's count before authentication: a notice that
+        arrived in between may concern this user, so the credential is checked at once.
+        """
+        credential = Credential.of(request)
+        task = runner.task
+        if credential is None or task is None or task.done():
+            return
+        watched = cls(credential, request, runner)
+        guard.add(watched)
+        task.add_done_callback(lambda _: guard.discard(watched))
+        if guard.notices != notices:
+            asyncio.get_running_loop().create_task(guard.revalidate([watched]))
+
+
 class StreamHTTPView(DefaultAuthentication, View):
     """Serves the unary and server-stream methods of a registry over HTTP.
 
@@ -413,6 +454,7 @@ class StreamHTTPView(DefaultAuthentication, View):
                 raise draining_error()  # 503: it would be cut within DRAIN_TIMEOUT anyway
             media_type = self.choose_media_type(request, method)
             query = self.single_values(request)  # before authentication reads ?ticket=
+            notices = guard.notices
             drf_request = await self.authenticate(request)
             deadline = call_deadline(self.requested_timeout(query), received)
             args = self.get_arguments(request, method, query)
@@ -430,6 +472,8 @@ class StreamHTTPView(DefaultAuthentication, View):
             writer = self.get_writer(method, media_type)
             runner = CallRunner(method, ctx, args, writer)
             runner.start()  # in a task of its own, listed in the admin, which can terminate it
+            if method.kind is not CallKind.UNARY:
+                GuardedStream.watch(drf_request, runner, notices)  # ended when its credential is revoked
             response = await self.respond(request, runner, writer)
         except CallRefused as refusal:
             response = error_response(refusal.error, refusal.status, refusal.headers)

@@ -1,0 +1,124 @@
+"""An HTTP stream does not outlive its credentials either (issue 17, item 1, for SSE/NDJSON).
+
+The attack that worked: a long SSE or NDJSON stream opened with a bearer
+token kept streaming after the token was deleted or the user deactivated,
+until its client left (WebSocket connections were closed with 4401, HTTP
+streams were not). Now the stream ends within 5 s with the in-band
+``unauthenticated`` error record of docs/protocol.md's HTTP stream framing.
+Two real daphne processes of the example project share PostgreSQL and Redis;
+the change is made from this process through Django (so its signals fire),
+and the notice travels through Redis to the process serving the stream.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, AsyncIterator
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("close_worker_connections")]
+
+WITHIN = 5.0  # the contract's bound, in seconds
+PATH = "/streams/interop.forever?interval_ms=100&tag=http-revocation"
+
+
+@pytest.fixture
+def token_user(make_user):
+    from rest_framework.authtoken.models import Token
+
+    user = make_user("hetty")
+    return user, Token.objects.create(user=user).key
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
+    """(event name, decoded data) of each SSE event, comments and the retry hint skipped."""
+    name, data = "message", []
+    async for line in response.aiter_lines():
+        if line == "":
+            if data:
+                yield name, json.loads("\n".join(data))
+            name, data = "message", []
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip())
+
+
+async def ndjson_records(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
+    async for line in response.aiter_lines():
+        if line:
+            record = json.loads(line)
+            yield record.get("t"), record
+
+
+async def ended_after(server, key: str, revoke, ndjson: bool = False) -> tuple[str, Any, float]:
+    """Open the stream with the token, see an item, ``revoke``; the terminal record and how long it took."""
+    from asgiref.sync import sync_to_async
+
+    accept = "application/x-ndjson" if ndjson else "text/event-stream"
+    headers = {"Authorization": f"Bearer {key}", "Accept": accept}
+    timeout = httpx.Timeout(WITHIN + 5)
+    async with httpx.AsyncClient(base_url=server.http_url, trust_env=False, timeout=timeout) as http:
+        async with http.stream("GET", PATH, headers=headers) as response:
+            assert response.status_code == 200
+            records = ndjson_records(response) if ndjson else sse_events(response)
+            name, _ = await anext(records)
+            assert name == "next"
+            await sync_to_async(revoke)()
+            started = time.monotonic()
+            while time.monotonic() - started < WITHIN + 5:
+                name, data = await anext(records)
+                if name in ("end", "error"):
+                    return name, data, time.monotonic() - started
+    raise AssertionError("the stream kept going")
+
+
+async def test_deleting_the_token_ends_its_sse_stream_with_unauthenticated(two_servers, token_user):
+    from rest_framework.authtoken.models import Token
+
+    _, key = token_user
+    name, data, took = await ended_after(two_servers[1], key, Token.objects.filter(key=key).delete)
+    assert (name, data["code"]) == ("error", "unauthenticated"), data
+    assert took < WITHIN
+
+
+async def test_deactivating_the_user_ends_their_sse_stream_with_unauthenticated(two_servers, token_user):
+    user, key = token_user
+
+    def deactivate() -> None:
+        user.is_active = False
+        user.save()
+
+    name, data, took = await ended_after(two_servers[0], key, deactivate)
+    assert (name, data["code"]) == ("error", "unauthenticated"), data
+    assert took < WITHIN
+
+
+async def test_deleting_the_token_ends_its_ndjson_stream_with_unauthenticated(two_servers, token_user):
+    from rest_framework.authtoken.models import Token
+
+    _, key = token_user
+    name, record, took = await ended_after(two_servers[0], key, Token.objects.filter(key=key).delete, ndjson=True)
+    assert (name, record["code"]) == ("error", "unauthenticated"), record
+    assert took < WITHIN
+
+
+async def test_another_users_http_stream_keeps_running(two_servers, token_user, make_token):
+    """A revocation ends only the streams of the credential it names."""
+    from asgiref.sync import sync_to_async
+    from rest_framework.authtoken.models import Token
+
+    _, key = token_user
+    other = await sync_to_async(make_token)("olga")
+    headers = {"Authorization": f"Bearer {other}", "Accept": "text/event-stream"}
+    async with httpx.AsyncClient(base_url=two_servers[0].http_url, trust_env=False, timeout=WITHIN + 5) as http:
+        async with http.stream("GET", PATH, headers=headers) as response:
+            events = sse_events(response)
+            assert (await anext(events))[0] == "next"
+            name, data, _ = await ended_after(two_servers[0], key, Token.objects.filter(key=key).delete)
+            assert data["code"] == "unauthenticated"
+            seen = [(await anext(events))[0] for _ in range(10)]  # 1 s of items after the revocation
+    assert set(seen) == {"next"}
