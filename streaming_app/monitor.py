@@ -30,10 +30,12 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from channels.db import database_sync_to_async
+from django.db import router
 
 from . import control
 from .brokers import get_broker
 from .conf import streaming_settings
+from .db import unlogged_queries
 from .finished import FinishedCalls
 from .hub import _hubs
 
@@ -457,9 +459,6 @@ class Monitor:
 
 
 def _insert_history(rows: list[dict[str, Any]]) -> None:
-    from django.db import router
-
-    from .db import unlogged_queries
     from .models import FinishedCall
 
     with unlogged_queries(router.db_for_write(FinishedCall)):  # kilobytes of SQL per insert: DEBUG's query log would keep them
