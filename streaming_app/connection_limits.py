@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from typing import Any
 
 from .brokers import get_broker
 from .conf import streaming_settings
+from .redis_clients import LoopClients
 
 logger = logging.getLogger("streaming_app")
 
@@ -62,18 +62,10 @@ class RedisCounts:
     def __init__(self, url: str, prefix: str) -> None:
         self.url = url
         self.prefix = f"{prefix}:conns:"
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._clients = LoopClients(url)
 
     def _client(self) -> Any:
-        import redis.asyncio
-
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = redis.asyncio.Redis.from_url(
-                self.url, socket_timeout=5, socket_connect_timeout=5
-            )
-        return client
+        return self._clients.get()
 
     async def admit(self, key: str, member: str, limit: int) -> bool:
         name = self.prefix + key

@@ -37,6 +37,7 @@ from .brokers import get_broker
 from .conf import streaming_settings
 from .db import unlogged_queries
 from .finished import FinishedCalls
+from .redis_clients import LoopClients
 from .hub import _hubs
 
 if TYPE_CHECKING:
@@ -190,22 +191,14 @@ class RedisStore:
         self.url = url
         self.pattern = f"{prefix}:monitor:*"
         self.prefix = f"{prefix}:monitor:"
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._clients = LoopClients(url)
 
     def _client(self) -> Any:
-        import redis.asyncio
-
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = redis.asyncio.Redis.from_url(
-                self.url, socket_timeout=5, socket_connect_timeout=5
-            )
-        return client
+        return self._clients.get()
 
     async def close(self) -> None:
         """Close this event loop's connection (a reader that is not a server, e.g. a test)."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
+        client = self._clients.pop()
         if client is not None:
             await client.aclose()
 
