@@ -152,7 +152,17 @@ else:
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
+# interop.publish spends at most this many bytes of events per (user or client IP)
+# an hour (project.demo.streams.PublishBudget): with the per-topic caps below, what
+# one client can leave in Redis is bounded, not only what one topic holds.
+INTEROP_PUBLISH_BYTES_PER_HOUR = 64 * 1024 * 1024
+
 REST_FRAMEWORK = {
+    # Throttles key anonymous clients on REMOTE_ADDR only. DRF's default (None)
+    # keys on the whole X-Forwarded-For header when present, which a client
+    # writes itself; behind the shipped proxy, daphne --proxy-headers already
+    # makes REMOTE_ADDR the address nginx saw (deploy/nginx.conf).
+    "NUM_PROXIES": 0,
     # Rates of DRF throttle scopes; stream views' throttle_classes use them as APIViews do.
     "DEFAULT_THROTTLE_RATES": {"interop.limited": "3/min"},
 }

@@ -83,12 +83,16 @@ def start_server(
     env: dict[str, str] | None = None,
     port: int | None = None,
     app: str = "project.asgi:application",
+    args: list[str] | None = None,
 ) -> Server:
-    """Start a server of the example project, or of ``app`` (``probes.<name>:application``; tests/ is on its path)."""
+    """Start a server of the example project, or of ``app`` (``probes.<name>:application``; tests/ is on its path).
+
+    ``args`` go to daphne before the application (``["--proxy-headers"]``, as docker-compose runs it).
+    """
     port = port or free_port()
     log = tmp_dir / f"{server}-{port}.log"
     if server == "daphne":
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *(args or []), app]
     else:
         command = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
                    "--log-level", "warning", app]

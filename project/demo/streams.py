@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Literal, TypedDict
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from streaming_app import ModelStreamView, StreamView, apublish, bidi_stream, client_stream, server_stream, unary
 from streaming_app.exceptions import ERROR_CLASSES, InvalidArgument, NotFound, PermissionDenied, StreamError
@@ -124,6 +128,49 @@ class LimitedThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": f"{who}:{key}"}
 
 
+class PublishBudget(BaseThrottle):
+    """``interop.publish``: at most ``INTEROP_PUBLISH_BYTES_PER_HOUR`` per (user or client IP) an hour.
+
+    Anyone may publish, and the per-topic caps (64 KiB events, 1 MiB of history,
+    keys expiring with it after an hour) bound one topic, not how many topics a
+    client fills: without this, one socket at its 1,000 calls a second could
+    spread 64 MB a second over fresh topics. A budget in bytes, not a call rate,
+    because what it protects is Redis's memory, and a rate low enough to protect
+    it would refuse the interop tests' thousands of small publishes. Each publish
+    costs its encoded data and topic plus ``OVERHEAD`` (what Redis keeps beside
+    an entry: its id, field names, the topic's keys), so a flood of tiny events
+    over many topics is counted too. Counted in Django's cache, so across
+    processes when they share it (Redis); a fixed hourly window.
+    """
+
+    OVERHEAD = 256
+    WINDOW = 3600
+    scope = "interop.publish"
+
+    def allow_request(self, request, view) -> bool:
+        budget = getattr(settings, "INTEROP_PUBLISH_BYTES_PER_HOUR", 64 * 1024 * 1024)
+        data, topic = view.kwargs.get("data"), view.kwargs.get("topic", "")
+        cost = len(json.dumps(data)) + len(str(topic)) + self.OVERHEAD  # ASCII JSON: never fails, never under
+        key = self.cache_key(self.ident(request))
+        cache.add(key, 0, timeout=self.WINDOW + 60)
+        try:
+            used = cache.incr(key, cost)
+        except ValueError:  # expired between add and incr
+            cache.set(key, cost, timeout=self.WINDOW + 60)
+            used = cost
+        return used <= budget
+
+    def wait(self) -> float:
+        return float(self.WINDOW - int(time.time()) % self.WINDOW)
+
+    def ident(self, request) -> str:
+        return f"user:{request.user.pk}" if request.user.is_authenticated else f"ip:{self.get_ident(request)}"
+
+    def cache_key(self, ident: str) -> str:
+        """The counter of ``ident`` in this hour's window (tests clear it to start from zero)."""
+        return f"throttle_{self.scope}_{ident}_{int(time.time()) // self.WINDOW}"
+
+
 class InteropStreams(StreamView):
     namespace = "interop"
 
@@ -203,7 +250,7 @@ class InteropStreams(StreamView):
             raise InvalidArgument(f"size must be between 0 and {MAX_BIG}.", {"errors": {"size": ["Out of range."]}})
         return {"data": "x" * size}
 
-    @unary  # not safe: it publishes, so a GET answers 405
+    @unary(throttle_classes=[PublishBudget])  # not safe: it publishes, so a GET answers 405
     async def publish(self, ctx, topic: str, data: Any) -> Published:
         return {"eid": await apublish(f"interop.{topic}", data)}
 

@@ -15,12 +15,14 @@ import uuid
 
 import httpx
 import pytest
+import redis
 from conftest import start_server
 from django.test import override_settings
 from rest_framework.throttling import AnonRateThrottle
 from httpclient import client as http_client
 from wsclient import close_code_before_hello, connect, connected
 
+from streaming_app.brokers.redis import RedisBroker
 from streaming_app.testing import StreamTestClient
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("close_worker_connections")]
@@ -63,6 +65,14 @@ async def test_another_key_is_counted_apart(daphne_on_redis):
             assert (await conn.result(call_id, "interop.limited", {"key": first}))["t"] == "end"
         assert (await conn.result(4, "interop.limited", {"key": first}))["code"] == "resource_exhausted"
         assert (await conn.result(5, "interop.limited", {"key": second}))["t"] == "end"
+
+
+async def test_a_client_cannot_name_its_own_address_in_x_forwarded_for_to_reset_its_throttle(daphne_on_redis):
+    key = uuid.uuid4().hex
+    with http_client(daphne_on_redis) as http:
+        codes = [http.post("interop.limited", json={"key": key}, headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+                 for n in range(1, 5)]
+    assert codes == [200, 200, 200, 429]  # counted by the socket's address (NUM_PROXIES 0), not the header
 
 
 # -- DRF's DEFAULT_THROTTLE_CLASSES apply to every stream method (in-process) ---------------------------------
@@ -166,6 +176,30 @@ async def test_a_flood_of_calls_on_one_connection_is_refused_beyond_the_rate(lim
     assert len(ended) + len(refused) == 200
     assert {f["code"] for f in refused} == {"resource_exhausted"}
     assert all(0 < f["details"]["retry_after"] <= 1 for f in refused)
+
+
+async def test_interop_publish_spread_over_fresh_topics_is_refused_once_the_hourly_bytes_are_spent(
+        limits_server, redis_url):
+    base, event = uuid.uuid4().hex, "x" * 30_000  # about 30.3 KB a publish with its topic and overhead
+    async with connected(limits_server.ws_url) as conn:
+        frames = [await conn.result(n, "interop.publish", {"topic": f"{base}.{n}", "data": event}) for n in range(1, 6)]
+    assert [f["t"] for f in frames] == ["end", "end", "end", "error", "error"], frames
+    assert {f["code"] for f in frames[3:]} == {"resource_exhausted"}
+    assert all(0 < f["details"]["retry_after"] <= 3600 for f in frames[3:])
+    stored = redis.Redis.from_url(redis_url)
+    broker = RedisBroker("redis://unused", "streaming_app")
+    assert [stored.exists(broker.history_key(f"interop.{base}.{n}")) for n in range(1, 6)] == [1, 1, 1, 0, 0]
+
+
+def test_a_signed_in_publisher_has_its_own_budget_and_gets_429_with_retry_after_over_http(
+        limits_server, make_token):
+    event, headers = "x" * 40_000, {"Authorization": f"Bearer {make_token('publisher')}"}
+    with httpx.Client(base_url=limits_server.http_url, trust_env=False, timeout=5, headers=headers) as http:
+        responses = [http.post("/streams/interop.publish", json={"topic": uuid.uuid4().hex, "data": event})
+                     for _ in range(4)]
+    assert [r.status_code for r in responses] == [200, 200, 429, 429]
+    assert responses[2].json()["error"]["code"] == "resource_exhausted"
+    assert 1 <= int(responses[2].headers["retry-after"]) <= 3600
 
 
 async def test_http_calls_are_not_counted_as_connections(limits_server):

@@ -91,7 +91,8 @@ class Nginx:
 
 @pytest.fixture
 def topology(tmp_path, redis_url) -> Iterator[tuple[Nginx, list[Server]]]:
-    servers = [start_server(tmp_path, env={"REDIS_URL": redis_url}) for _ in range(2)]
+    # As docker-compose runs them: the client's address from the proxy's X-Forwarded-For.
+    servers = [start_server(tmp_path, env={"REDIS_URL": redis_url}, args=["--proxy-headers"]) for _ in range(2)]
     proxy = None
     try:
         proxy = Nginx(tmp_path / "nginx", [server.port for server in servers])
@@ -125,6 +126,15 @@ def test_the_proxy_does_not_serve_the_metrics(topology):
     proxy, servers = topology
     assert httpx.get(f"{proxy.http_url}/metrics", timeout=10).status_code == 404
     assert httpx.get(f"{servers[0].http_url}/metrics", timeout=10).status_code == 200  # from this host, directly
+
+
+def test_a_client_cannot_name_its_own_address_through_the_proxy_to_reset_its_throttle(topology):
+    """nginx replaces X-Forwarded-For: appending to it let daphne take the client's own first entry."""
+    proxy, _ = topology
+    key = uuid.uuid4().hex
+    codes = [httpx.post(f"{proxy.http_url}/streams/interop.limited", json={"key": key}, timeout=10,
+                        headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code for n in range(1, 5)]
+    assert codes == [200, 200, 200, 429]
 
 
 def test_the_proxy_cuts_off_a_client_that_trickles_its_request_headers(tmp_path, topology):
