@@ -54,6 +54,7 @@ from .encoding import json_default
 from .events import Event
 from .hub import Subscription
 from .protocol import frames as wire
+from .redis_clients import PerLoop
 from .topics import validate_topic
 
 logger = logging.getLogger("streaming_app")
@@ -334,28 +335,27 @@ class RedisStore:
         self.broker = broker
         self.prefix = f"{broker.prefix}:presence:"
         self._redis = redis.asyncio
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._clients: PerLoop[dict[str, Any]] = PerLoop(self._connect)
 
     def _scripts(self) -> Any:
-        loop = asyncio.get_running_loop()
-        entry = self._clients.get(loop)
-        if entry is None:
-            # A bounded pool that waits for a free connection: a thousand members leaving at
-            # once (a closing connection, a draining process) queue up instead of failing.
-            pool = self._redis.BlockingConnectionPool.from_url(
-                self.broker.url, max_connections=POOL_SIZE, timeout=POOL_WAIT, socket_timeout=10,
-                socket_connect_timeout=5,
-            )
-            client = self._redis.Redis(connection_pool=pool)
-            entry = self._clients[loop] = {
-                "client": client,
-                "join": client.register_script(JOIN_SCRIPT),
-                "leave": client.register_script(LEAVE_SCRIPT),
-                "read": client.register_script(READ_SCRIPT),
-                "heartbeat": client.register_script(HEARTBEAT_SCRIPT),
-                "topics": client.register_script(TOPICS_SCRIPT),
-            }
-        return entry
+        return self._clients.get()
+
+    def _connect(self) -> dict[str, Any]:
+        # A bounded pool that waits for a free connection: a thousand members leaving at
+        # once (a closing connection, a draining process) queue up instead of failing.
+        pool = self._redis.BlockingConnectionPool.from_url(
+            self.broker.url, max_connections=POOL_SIZE, timeout=POOL_WAIT, socket_timeout=10,
+            socket_connect_timeout=5,
+        )
+        client = self._redis.Redis(connection_pool=pool)
+        return {
+            "client": client,
+            "join": client.register_script(JOIN_SCRIPT),
+            "leave": client.register_script(LEAVE_SCRIPT),
+            "read": client.register_script(READ_SCRIPT),
+            "heartbeat": client.register_script(HEARTBEAT_SCRIPT),
+            "topics": client.register_script(TOPICS_SCRIPT),
+        }
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self.prefix}{kind}:{name}"
@@ -419,7 +419,7 @@ class RedisStore:
         return bool(registered)
 
     async def close(self) -> None:
-        entry = self._clients.pop(asyncio.get_running_loop(), None)
+        entry = self._clients.pop()
         if entry is not None:
             await entry["client"].aclose(close_connection_pool=True)  # a pool of its own
 

@@ -20,7 +20,6 @@ import logging
 import random
 import secrets
 import threading
-import weakref
 from typing import Any
 
 import redis
@@ -29,6 +28,7 @@ from redis.connection import parse_url
 
 from ..exceptions import Unavailable
 from ..history import history_policy
+from ..redis_clients import PerLoop
 from .base import Backlog, Broker, BrokerEventHandler
 
 logger = logging.getLogger("streaming_app")
@@ -114,7 +114,7 @@ class RedisBroker(Broker):
         self.channel = f"{prefix}:{parse_url(url).get('db', 0)}:events"
         self._sync: Any = None
         self._sync_lock = threading.Lock()
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._clients: PerLoop[tuple[Any, Any]] = PerLoop(self._connect)
         self._readers: dict[BrokerEventHandler, asyncio.Task[None]] = {}
 
     def state_key(self, topic: str) -> str:
@@ -180,15 +180,14 @@ class RedisBroker(Broker):
 
     def _client(self) -> tuple[Any, Any]:
         """This event loop's client and publish script (redis.asyncio connections belong to one loop)."""
-        loop = asyncio.get_running_loop()
-        entry = self._clients.get(loop)
-        if entry is None:
-            # No read timeout: a quiet connection is not a dead one (channels_redis#422).
-            client = redis.asyncio.Redis.from_url(
-                self.url, socket_timeout=None, socket_connect_timeout=5, health_check_interval=30
-            )
-            entry = self._clients[loop] = (client, client.register_script(PUBLISH_SCRIPT))
-        return entry
+        return self._clients.get()
+
+    def _connect(self) -> tuple[Any, Any]:
+        # No read timeout: a quiet connection is not a dead one (channels_redis#422).
+        client = redis.asyncio.Redis.from_url(
+            self.url, socket_timeout=None, socket_connect_timeout=5, health_check_interval=30
+        )
+        return client, client.register_script(PUBLISH_SCRIPT)
 
     async def ping(self) -> None:
         client, _ = self._client()
@@ -269,7 +268,7 @@ class RedisBroker(Broker):
             if handler.loop is loop:
                 task.cancel()
                 del self._readers[handler]
-        entry = self._clients.pop(loop, None)
+        entry = self._clients.pop()
         if entry is not None:
             await entry[0].aclose()
 
