@@ -10,8 +10,8 @@ owns everything a call is, the same on every transport:
 2. **invoke**: the handler, by kind, with items pulled only when the writer
    has room or credit (:meth:`CallRunner.invoke`);
 3. **deadline**: a timer that stops the call with ``deadline_exceeded``;
-4. **stop reason**: cancel, disconnect, terminate or abort interrupt the
-   handler (its ``finally`` blocks run) with an :class:`EndReason`;
+4. **stop reason**: cancel, disconnect, terminate, revocation or abort
+   interrupt the handler (its ``finally`` blocks run) with an :class:`EndReason`;
 5. **outcome**: the reason and error code the history records, and the
    monitor's live counters;
 6. **terminal frame**: ``end``, or ``error`` with its details, or without

@@ -509,7 +509,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         generation = guard.generation(credential.user_pk)
         user = await database_sync_to_async(credential.validate)()
         if user is None:
-            await self.close(CloseCode.INVALID_CREDENTIALS)
+            await self.revoke()
             return False
         self.credential_refreshed(user)
         self._user_generation = generation
@@ -518,7 +518,13 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
     def credential_revoked(self) -> None:
         """The credential no longer holds: close with 4401 (its calls' ``finally`` blocks run)."""
         if not self.closed:
-            asyncio.get_running_loop().create_task(self.close(CloseCode.INVALID_CREDENTIALS))
+            asyncio.get_running_loop().create_task(self.revoke())
+
+    async def revoke(self) -> None:
+        """Close with 4401; the calls end as ``revoked`` in the history, not as if the client had left."""
+        if not self.closed:
+            self._stop_reason = EndReason.REVOKED
+            await self.close(CloseCode.INVALID_CREDENTIALS)
 
     def credential_refreshed(self, user: Any) -> None:
         """Calls from now on see ``user`` as re-read (staff, permissions, groups)."""
@@ -533,6 +539,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         self._age_timer = None
         if not self.closed:
             asyncio.get_running_loop().create_task(self.close(CloseCode.DRAINING))
+
     def unary_running(self) -> bool:
         """Whether a unary call is running on this connection (a drain lets it finish first)."""
         return any(active.runner.method.kind is CallKind.UNARY for active in self.calls.values())

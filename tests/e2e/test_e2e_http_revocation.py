@@ -6,7 +6,8 @@ until its client left (WebSocket connections were closed with 4401, HTTP
 streams were not). Now the stream ends within 5 s with the in-band
 ``unauthenticated`` error record of docs/protocol.md's HTTP stream framing,
 whatever the cause (token deleted, user deactivated, password changed, the
-session of a session-authenticated stream logged out).
+session of a session-authenticated stream logged out), and the history
+records it as ``revoked``.
 Two real daphne processes of the example project share PostgreSQL and Redis;
 the change is made from this process through Django (so its signals fire),
 and the notice travels through Redis to the process serving the stream.
@@ -14,6 +15,7 @@ and the notice travels through Redis to the process serving the stream.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any, AsyncIterator
@@ -141,6 +143,22 @@ async def test_logging_out_ends_the_sessions_sse_stream_with_unauthenticated(two
     name, data, took = await ended_after(two_servers[0], session, browser.logout)
     assert (name, data["code"]) == ("error", "unauthenticated"), data
     assert took < WITHIN
+
+
+async def test_the_history_records_a_revoked_http_stream_as_revoked_with_its_error(two_servers, token_user):
+    from asgiref.sync import sync_to_async
+    from rest_framework.authtoken.models import Token
+
+    from streaming_app.models import FinishedCall
+
+    _, key = token_user
+    await ended_after(two_servers[0], bearer(key), Token.objects.filter(key=key).delete)
+    rows: list = []
+    deadline = time.monotonic() + 10  # each server writes its history every second
+    while not rows and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        rows = await sync_to_async(list)(FinishedCall.objects.filter(method="interop.forever", username="hetty"))
+    assert [(row.transport, row.end_reason, row.error_code) for row in rows] == [("sse", "revoked", "unauthenticated")]
 
 
 async def test_another_users_http_stream_keeps_running(two_servers, token_user, make_token):
