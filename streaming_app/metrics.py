@@ -14,7 +14,8 @@ The names (``docs/operations.md`` lists them with their PromQL):
 - ``streaming_connections`` gauge: open WebSocket connections;
 - ``streaming_calls_open{method}`` gauge;
 - ``streaming_calls_total{method, transport, outcome}`` counter, ``outcome``
-  being ``ok``, an error code, or ``cancelled``;
+  being ``ok``, an error code (``unauthenticated`` for calls ended by revoked
+  credentials), or ``cancelled``;
 - ``streaming_items_sent_total{method}`` counter (items of streams, open
   calls included);
 - ``streaming_call_duration_seconds{method}`` histogram;
@@ -46,6 +47,7 @@ from rest_framework.views import APIView
 
 from .conf import streaming_settings
 from .outcomes import EndReason
+from .protocol.codes import ErrorCode
 
 if TYPE_CHECKING:
     from .runner import CallRunner
@@ -193,11 +195,19 @@ def register_collector(registry: CollectorRegistry = REGISTRY) -> None:
 
 
 def outcome_of(runner: CallRunner) -> str:
-    """``ok``, the error code the call ended with, or ``cancelled`` (cancel, disconnect)."""
+    """``ok``, the error code the call ended with, or ``cancelled`` (cancel, disconnect).
+
+    A call ended by revoked credentials counts as ``unauthenticated`` on
+    every transport: an HTTP stream ends with that error, a WebSocket call
+    with its connection (4401) and no error of its own, and it is not a
+    client that cancelled or left.
+    """
     if runner.reason is EndReason.COMPLETED:
         return "ok"
     if runner.error is not None:
         return str(runner.error.code)
+    if runner.reason is EndReason.REVOKED:
+        return str(ErrorCode.UNAUTHENTICATED)
     return "cancelled"
 
 

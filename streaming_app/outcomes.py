@@ -19,3 +19,4 @@ class EndReason(models.TextChoices):
     DEADLINE = "deadline", "deadline exceeded"
     TERMINATED = "terminated", "terminated by an administrator"
     DISCONNECTED = "disconnected", "client disconnected"
+    REVOKED = "revoked", "credentials revoked"

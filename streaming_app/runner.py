@@ -10,8 +10,8 @@ owns everything a call is, the same on every transport:
 2. **invoke**: the handler, by kind, with items pulled only when the writer
    has room or credit (:meth:`CallRunner.invoke`);
 3. **deadline**: a timer that stops the call with ``deadline_exceeded``;
-4. **stop reason**: cancel, disconnect, terminate or abort interrupt the
-   handler (its ``finally`` blocks run) with an :class:`EndReason`;
+4. **stop reason**: cancel, disconnect, terminate, revocation or abort
+   interrupt the handler (its ``finally`` blocks run) with an :class:`EndReason`;
 5. **outcome**: the reason and error code the history records, and the
    monitor's live counters;
 6. **terminal frame**: ``end``, or ``error`` with its details, or without
@@ -88,13 +88,28 @@ class CallWriter(Protocol):
         """The terminal frame of a call that failed."""
 
     async def finish(self, frame: str) -> None:
-        """Write the call's terminal frame (a cancelled call has none)."""
+        """Write the call's terminal frame (a cancelled call has none).
+
+        ``send`` and ``finish`` raise :class:`PeerGone` when the client can no
+        longer be written to: the call then ends as ``disconnected``.
+        """
 
     def waiting(self) -> bool:
         """True while the handler is held by flow control (shown in the admin)."""
 
     def forget(self) -> None:
         """The call is over, however it ended: drop what the transport keeps of it."""
+
+
+class PeerGone(Exception):
+    """A writer cannot write: the call's socket is closing or closed, and its client will read nothing more.
+
+    Raised by a writer's ``send`` or ``finish`` when the server refuses the
+    frame (daphne refuses one between the peer's close frame and the end of
+    the TCP connection, before the transport hears of the disconnect). The
+    call then ends as the client left, quietly: it is an expected end, not an
+    error to log.
+    """
 
 
 def encode_error(encode: Callable[[ErrorCode, str, dict[str, Any] | None], str], error: exceptions.StreamError) -> str:
@@ -251,6 +266,9 @@ class CallRunner:
                     return  # cancelled or disconnected: nothing more is sent
                 else:
                     self.reason, error = self.stop_reason, self.stop_error
+            except PeerGone:  # an item found the socket closing: the client left
+                self.reason = EndReason.DISCONNECTED
+                return
             except Exception as exc:
                 error = as_stream_error(exc, ctx)
             else:
@@ -263,6 +281,12 @@ class CallRunner:
             if self.reason is EndReason.ERROR and error.code is ErrorCode.DEADLINE_EXCEEDED:
                 self.reason = EndReason.DEADLINE
             await writer.finish(encode_error(writer.encode_error, error))
+        except PeerGone:  # the terminal frame found the socket closing, or closed
+            self._not_told()
+        except asyncio.CancelledError:  # stopped while the terminal frame waited for the socket
+            self._not_told()
+            if self.stop_reason is None:
+                raise  # not by this runner: the loop is going away
         except Exception:
             logger.exception("streaming_app could not end call %s#%s", self.method.name, ctx.call_id)
         finally:
@@ -274,6 +298,16 @@ class CallRunner:
                 count_call_ended(self)
             monitor.closed(self.live, self.reason, "" if self.error is None else str(self.error.code))
             reaper.call_finished(streaming_settings.DB_CONNECTION_CHECK_INTERVAL)
+
+    def _not_told(self) -> None:
+        """The terminal frame was not sent: a call that completed ended as it was stopped, or as its client left.
+
+        Its client was never told it completed, so the history must not say
+        so. A call that failed keeps its error.
+        """
+        if self.reason is EndReason.COMPLETED:
+            self.reason = self.stop_reason or EndReason.DISCONNECTED
+            self.error = self.stop_error
 
     async def invoke(self, view: StreamView, kwargs: dict[str, Any]) -> Any:
         """Run the handler to completion; return the call's result (``end``'s ``d``)."""

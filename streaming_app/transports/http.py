@@ -369,7 +369,7 @@ class GuardedStream:
         self.runner = runner
 
     def credential_revoked(self) -> None:
-        self.runner.stop(EndReason.ERROR, exceptions.Unauthenticated("The credentials of this stream were revoked."))
+        self.runner.stop(EndReason.REVOKED, exceptions.Unauthenticated("The credentials of this stream were revoked."))
 
     def credential_refreshed(self, user: Any) -> None:
         self.request.user = user  # what the handler reads from its context from now on

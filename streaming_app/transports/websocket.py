@@ -16,6 +16,7 @@ import secrets
 import time
 from typing import Any
 
+from autobahn.exception import Disconnected
 from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
@@ -52,12 +53,19 @@ from ..protocol.connection import FrameTooLarge, Limits, ServerConnection
 from ..protocol.session import Call, CallKind, ServerSession, WindowExceeded
 from ..registry import StreamMethod, registry, unknown_method
 from ..revocation import Credential, guard
-from ..runner import CallRunner, call_deadline
+from ..runner import CallRunner, PeerGone, call_deadline
 from ..sendbuffer import SendBuffer
 
 logger = logging.getLogger("streaming_app")
 
 YIELD_EVERY_MASK = 63  # a stream lets the event loop run once every 64 items
+
+# What a server raises for a frame sent on a socket that is already closing:
+# the ASGI spec's OSError (uvicorn's ClientDisconnected), and, under daphne,
+# autobahn's Disconnected. daphne refuses a send from the moment the peer's
+# close frame arrives, but tells the application (websocket.disconnect) only
+# once the TCP connection is gone, which waits for its write buffer to drain.
+SOCKET_CLOSING: tuple[type[Exception], ...] = (OSError, Disconnected)
 
 
 def client_ip(scope: dict[str, Any]) -> str | None:
@@ -131,11 +139,12 @@ class WebSocketCall:
         return wire.encode_error(self.call.id, code, message, details, json_default)
 
     async def finish(self, frame: str) -> None:
-        """Send the call's one terminal frame, unless it was cancelled or its socket is gone."""
+        """Send the call's one terminal frame, unless it was cancelled; PeerGone if its socket is gone."""
         if self.call.closed:
             return
         self.consumer.accepted().session.close(self.call.id)
-        await self.consumer.send_paced(frame)
+        if not await self.consumer.send_paced(frame):
+            raise PeerGone  # closed meanwhile: the call is being stopped
 
     def forget(self) -> None:
         self.consumer.forget(self)
@@ -419,21 +428,55 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
             )
             await self.close(CloseCode.TOO_MANY_CONNECTIONS)
             return
-        await self.base_send({"type": "websocket.send", "text": text})
+        await self.write(text)
 
-    async def send_paced(self, text: str) -> None:
-        """Send a call's frame once at most ``SEND_BUFFER_HIGH`` bytes wait for the peer.
+    async def send_paced(self, text: str) -> bool:
+        """Send a call's frame once at most ``SEND_BUFFER_HIGH`` bytes wait for the peer; False if closed meanwhile.
 
         The calling task (the call's) waits meanwhile, as it would for credit,
         so a client that reads slowly or not at all holds its streams instead
         of growing the process. Nothing is awaited between the check and the
         send, so the queue stays under SEND_BUFFER_HIGH plus one frame.
+
+        A connection closed meanwhile has stopped its calls: the frame is
+        dropped (False), and the call's stop arrives at its next wait. Raises
+        :class:`~streaming_app.runner.PeerGone` when the server refuses the
+        frame: the peer closed the socket while the call waited or worked, and
+        the call ends as ``disconnected``.
         """
         buffer = self.send_buffer
         if buffer is not None and buffer.pending() > streaming_settings.SEND_BUFFER_HIGH:
             await buffer.below(streaming_settings.SEND_BUFFER_HIGH)
-        if not self.closed:
+        if self.closed:
+            return False
+        if not await self.write(text):
+            raise PeerGone
+        return True
+
+    async def write(self, text: str) -> bool:
+        """Hand one frame to the server; False when it refuses it because the socket is closing."""
+        try:
             await self.base_send({"type": "websocket.send", "text": text})
+        except SOCKET_CLOSING:
+            self.peer_gone()
+            return False
+        return True
+
+    def peer_gone(self) -> None:
+        """The socket is closing though its disconnect has not arrived: send nothing more, stop the calls.
+
+        The other calls stop now rather than run on, unread, until the
+        disconnect arrives; the one whose frame was refused (the current task)
+        ends by :class:`~streaming_app.runner.PeerGone` instead. What the
+        connection holds is released by :meth:`shutdown`, on the disconnect.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        current = asyncio.current_task()
+        for active in list(self.calls.values()):
+            if active.runner.task is not current:
+                active.runner.stop(self._stop_reason)
 
     async def send_error(self, call_id: int | None, error: exceptions.StreamError) -> None:
         await self.send_text(wire.encode_error(call_id, error.code, error.message, error.details, json_default))
@@ -509,7 +552,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         generation = guard.generation(credential.user_pk)
         user = await database_sync_to_async(credential.validate)()
         if user is None:
-            await self.close(CloseCode.INVALID_CREDENTIALS)
+            await self.revoke()
             return False
         self.credential_refreshed(user)
         self._user_generation = generation
@@ -518,7 +561,13 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
     def credential_revoked(self) -> None:
         """The credential no longer holds: close with 4401 (its calls' ``finally`` blocks run)."""
         if not self.closed:
-            asyncio.get_running_loop().create_task(self.close(CloseCode.INVALID_CREDENTIALS))
+            asyncio.get_running_loop().create_task(self.revoke())
+
+    async def revoke(self) -> None:
+        """Close with 4401; the calls end as ``revoked`` in the history, not as if the client had left."""
+        if not self.closed:
+            self._stop_reason = EndReason.REVOKED
+            await self.close(CloseCode.INVALID_CREDENTIALS)
 
     def credential_refreshed(self, user: Any) -> None:
         """Calls from now on see ``user`` as re-read (staff, permissions, groups)."""
@@ -533,6 +582,7 @@ class StreamConsumer(DefaultAuthentication, AsyncConsumer):  # type: ignore[misc
         self._age_timer = None
         if not self.closed:
             asyncio.get_running_loop().create_task(self.close(CloseCode.DRAINING))
+
     def unary_running(self) -> bool:
         """Whether a unary call is running on this connection (a drain lets it finish first)."""
         return any(active.runner.method.kind is CallKind.UNARY for active in self.calls.values())

@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 import pytest
 from conftest import start_server
+from prometheus_client.parser import text_string_to_metric_families
 from wsclient import connected
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("close_worker_connections")]
@@ -123,6 +125,60 @@ async def test_logging_out_closes_the_sessions_connections_with_4401(two_servers
         await sync_to_async(browser.logout)()
         code, took = await closed_within(conn)
     assert code == 4401 and took < WITHIN
+
+
+async def recorded(method: str, username: str, timeout: float = 10.0) -> list:
+    """The history rows of ``username``'s ``method`` calls, once there are some (servers write every second)."""
+    from asgiref.sync import sync_to_async
+
+    from streaming_app.models import FinishedCall
+
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await sync_to_async(list)(FinishedCall.objects.filter(method=method, username=username))
+        if rows or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(0.1)
+
+
+def calls_ended(server, **labels: str) -> float:
+    """``streaming_calls_total`` of the server for these labels (loopback: no credentials needed)."""
+    text = httpx.get(f"{server.http_url}/metrics", timeout=10, trust_env=False).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "streaming_calls_total" and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
+async def revoked_while_streaming(server, key: str) -> None:
+    """Stream on a connection authenticated with ``key``, delete the token, see the 4401."""
+    from asgiref.sync import sync_to_async
+    from rest_framework.authtoken.models import Token
+
+    async with connected(server.ws_url, headers=bearer(key)) as conn:
+        await streaming(conn)
+        await sync_to_async(Token.objects.filter(key=key).delete)()
+        code, _ = await closed_within(conn)
+    assert code == 4401
+
+
+async def test_the_history_records_the_calls_of_a_revoked_connection_as_revoked(two_servers, token_user):
+    _, key = token_user
+    await revoked_while_streaming(two_servers[0], key)
+    rows = await recorded("interop.forever", "tess")
+    assert [(row.end_reason, row.error_code) for row in rows] == [("revoked", "")]
+
+
+async def test_the_calls_of_a_revoked_connection_are_counted_as_unauthenticated_not_cancelled(two_servers, token_user):
+    _, key = token_user
+    await revoked_while_streaming(two_servers[1], key)
+    labels = {"method": "interop.forever", "transport": "websocket"}
+    deadline = time.monotonic() + 5
+    while calls_ended(two_servers[1], **labels, outcome="unauthenticated") == 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert calls_ended(two_servers[1], **labels, outcome="unauthenticated") == 1
+    assert calls_ended(two_servers[1], **labels, outcome="cancelled") == 0
 
 
 async def test_another_users_connection_stays_open(two_servers, token_user, make_token):

@@ -133,6 +133,16 @@ def test_history_changelist_searches_and_filters_by_end_reason(root):
     assert [c.method for c in by_code] == ["interop.fail_after"]
 
 
+def test_history_changelist_shows_and_filters_calls_ended_by_revoked_credentials(root):
+    finished("interop.forever", "revoked", username="rex")
+    finished("interop.forever", "disconnected", username="dan")
+    url = "/admin/streaming_app/finishedcall/"
+    filtered = root.get(url, {"end_reason__exact": "revoked"})
+    assert [c.username for c in filtered.context["cl"].result_list] == ["rex"]
+    page = filtered.content.decode()
+    assert "credentials revoked" in page and "client disconnected" in page  # the row and the filter's choices
+
+
 def test_history_rows_cannot_be_added_or_edited(root):
     row = finished("interop.count", "completed")
     assert root.get("/admin/streaming_app/finishedcall/add/").status_code == 403
