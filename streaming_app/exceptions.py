@@ -8,6 +8,7 @@ so clients can raise and catch the same classes.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .protocol.codes import ErrorCode
@@ -26,6 +27,21 @@ class StreamError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, details={self.details!r})"
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the server asks the caller to wait before trying again, or None if it gave no hint.
+
+        Read from ``details["retry_after"]``, which a throttled call carries
+        (``resource_exhausted``, over the WebSocket and in HTTP error bodies);
+        anything but a finite number of seconds, zero or more, is no hint.
+        """
+        value = self.details.get("retry_after")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if not math.isfinite(value) or value < 0:
+            return None
+        return float(value)
 
     @staticmethod
     def for_code(code: str | ErrorCode, message: str | None = None, details: dict[str, Any] | None = None) -> StreamError:

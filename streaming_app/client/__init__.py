@@ -11,6 +11,7 @@ from ..exceptions import ERROR_CLASSES, StreamError
 from .calls import ClientCall, StateLost, Stream
 from .client import ConnectionState, StreamClient
 from .presence import PresenceEvent, PresenceMember, PresenceStats, Roster, is_presence_event
+from .pushback import RetryThrottled
 from .sync import SyncCall, SyncStreamClient
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
         Unknown as Unknown,
     )
 
-__all__ = ["ClientCall", "ConnectionState", "PresenceEvent", "PresenceMember", "PresenceStats", "Roster", "StateLost", "Stream", "StreamClient", "StreamError", "SyncCall", "SyncStreamClient", "is_presence_event", *sorted(c.__name__ for c in ERROR_CLASSES.values())]
+__all__ = ["ClientCall", "ConnectionState", "PresenceEvent", "PresenceMember", "PresenceStats", "RetryThrottled", "Roster", "StateLost", "Stream", "StreamClient", "StreamError", "SyncCall", "SyncStreamClient", "is_presence_event", *sorted(c.__name__ for c in ERROR_CLASSES.values())]
 
 
 def __getattr__(name: str) -> type[StreamError]:

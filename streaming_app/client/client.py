@@ -33,6 +33,7 @@ from ..protocol.frames import (
 )
 from .calls import ClientCall, Stream
 from .heartbeat import Heartbeat
+from .pushback import RetryThrottled, parse_retry_after
 
 logger = logging.getLogger("streaming_app.client")
 
@@ -79,6 +80,11 @@ class StreamClient:
     ``heartbeat_interval``), and drops a connection the server has been
     silent on for ``heartbeat_timeout`` (default twice the interval), which
     then reconnects like any lost connection.
+
+    Throttled calls fail with ``ResourceExhausted``, whose ``retry_after`` is
+    the wait the server asked for. ``retry_throttled`` (a
+    :class:`~streaming_app.client.pushback.RetryThrottled`; off by default)
+    makes ``call()`` wait that long and try again, within its bounds.
     """
 
     def __init__(
@@ -99,6 +105,7 @@ class StreamClient:
         heartbeat: bool = True,
         heartbeat_interval: float | None = None,
         heartbeat_timeout: float | None = None,
+        retry_throttled: RetryThrottled | None = None,
     ) -> None:
         if window is not None and window < 1:
             raise ValueError(f"window must be a positive number of items or None (unbounded), got {window!r}")
@@ -114,6 +121,7 @@ class StreamClient:
         self.heartbeat_timeout = heartbeat_timeout
         self._heartbeat: asyncio.Task[None] | None = None
         self.window = window
+        self.retry_throttled = retry_throttled
         self.open_timeout = open_timeout
         self.hello: HelloFrame | None = None
         self.client_window = 0
@@ -205,7 +213,8 @@ class StreamClient:
                 ping_interval=None,  # liveness is the protocol's heartbeat (see Heartbeat)
             )
         except websockets.InvalidStatus as exc:
-            raise handshake_failure(self.url, exc.response.status_code) from exc
+            retry_after = parse_retry_after(exc.response.headers.get("Retry-After"))
+            raise handshake_failure(self.url, exc.response.status_code, retry_after) from exc
         except (OSError, websockets.InvalidHandshake, asyncio.TimeoutError) as exc:
             raise Unavailable(f"Cannot connect to {self.url}: {exc}") from exc
         try:
@@ -304,11 +313,45 @@ class StreamClient:
         """A unary call: its result, or the ``StreamError`` it failed with.
 
         Arguments are keyword arguments, or one dict for names that clash
-        with the options (``timeout``, ``metadata``, ``window``).
+        with the options (``timeout``, ``metadata``, ``window``). With
+        ``retry_throttled`` a throttled call is tried again after the
+        server's ``retry_after``; ``timeout`` then covers every attempt.
         """
         _no_call_metadata(metadata)
+        if self.retry_throttled is not None:
+            return await self._call_retrying(self.retry_throttled, method, args, kwargs, timeout)
         call = await self._start(ClientCall, method, args, kwargs, timeout, None)
         return await call.result()
+
+    async def _call_retrying(
+        self,
+        policy: RetryThrottled,
+        method: str,
+        args: dict[str, Any] | None,
+        kwargs: dict[str, Any],
+        timeout: float | None,
+    ) -> Any:
+        """A unary call sent again after each throttled refusal ``policy`` accepts to wait out."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        retried, waited = 0, 0.0
+        left = timeout
+        while True:
+            call = await self._start(ClientCall, method, args, kwargs, left, None)
+            try:
+                return await call.result()
+            except ResourceExhausted as error:
+                left = None if deadline is None else deadline - loop.time()
+                wait = policy.delay(error, retried=retried, waited=waited, time_left=left)
+                if wait is None:
+                    raise
+                refused, delay = error, wait
+            logger.debug("streaming_app client: %s throttled; retrying in %.3f s", method, delay)
+            await asyncio.sleep(delay)
+            retried, waited = retried + 1, waited + delay
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                raise refused
 
     def stream(
         self,
@@ -556,12 +599,13 @@ class _PendingStream:
         await self.aclose()
 
 
-def handshake_failure(url: str, status: int) -> Unavailable:
+def handshake_failure(url: str, status: int, retry_after: float | None = None) -> Unavailable:
     """The error of a WebSocket handshake the server answered with an HTTP status.
 
     The usual causes are in the server's wiring, which ``python manage.py check``
     reports (``streaming_app.E056``, ``E057``, ``W055``): the message says where to look,
-    and ``details["http_status"]`` carries the status.
+    and ``details["http_status"]`` carries the status. A ``Retry-After`` header (a
+    server or proxy limiting connections, 429 or 503) becomes ``details["retry_after"]``.
     """
     if status == 404:
         hint = (
@@ -580,9 +624,12 @@ def handshake_failure(url: str, status: int) -> Unavailable:
             "The server refused the handshake: an Origin it does not allow (ALLOWED_HOSTS, "
             "CSRF_TRUSTED_ORIGINS) or a refused ticket."
         )
+    elif status in (429, 503):
+        hint = "The server, or a proxy in front of it, is refusing connections for now: too many, or overloaded."
     else:
         hint = "The WebSocket handshake did not succeed."
-    return Unavailable(
-        f"Cannot open a WebSocket to {url} (the server answered HTTP {status}). {hint}",
-        {"http_status": status},
-    )
+    details: dict[str, Any] = {"http_status": status}
+    if retry_after is not None:
+        details["retry_after"] = retry_after
+        hint += f" It asked to retry after {retry_after:g} s."
+    return Unavailable(f"Cannot open a WebSocket to {url} (the server answered HTTP {status}). {hint}", details)

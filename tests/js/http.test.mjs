@@ -9,8 +9,10 @@ import {
   DeadlineExceeded,
   InvalidArgument,
   NotFound,
+  ResourceExhausted,
   StreamClient,
   Unauthenticated,
+  httpError,
   sseStream,
 } from "../../streaming_app/static/streaming_app/client.js";
 import { cleanups, env, needsServer, uniqueTag, until } from "./helpers.mjs";
@@ -77,6 +79,20 @@ httpTest("an error event after some items ends the stream with its typed error",
     NotFound,
   );
   assert.deepEqual(items, [{ i: 0 }, { i: 1 }]);
+});
+
+httpTest("a throttled call answers 429: httpError gives ResourceExhausted with the retryAfter of its body", async () => {
+  const key = uniqueTag("limited-http");
+  const post = () => fetch(streams("interop.limited"), { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ key }) });
+  for (let i = 0; i < 3; i++) assert.equal((await post()).status, 200);
+  const refused = await post();
+  assert.equal(refused.status, 429);
+  const header = Number(refused.headers.get("Retry-After"));
+  const error = await httpError(refused);
+  assert.ok(error instanceof ResourceExhausted);
+  assert.equal(error.details.status, 429);
+  assert.ok(error.retryAfter > 0 && error.retryAfter <= 60, String(error.retryAfter));
+  assert.equal(header, Math.ceil(error.retryAfter)); // the header is the body's seconds, rounded up
 });
 
 httpTest("an invalid bearer token is refused with unauthenticated", async () => {

@@ -11,6 +11,7 @@ import {
   DeadlineExceeded,
   NotFound,
   PermissionDenied,
+  ResourceExhausted,
   SseParser,
   StateLost,
   Unavailable,
@@ -221,6 +222,47 @@ test("a non-200 response without a JSON body rejects with the code of its status
     res.end("<h1>down</h1>");
   });
   await assert.rejects(sseStream(`${server.url}/s`).next(), (error) => error instanceof Unavailable && error.details.status === 503);
+});
+
+test("a 429 without a JSON body (a proxy's) rejects with ResourceExhausted whose retryAfter is its Retry-After", async (t) => {
+  const server = await httpServer(t, (req, res) => {
+    res.writeHead(429, { "Content-Type": "text/plain", "Retry-After": "7" });
+    res.end("Too Many Requests");
+  });
+  await assert.rejects(sseStream(`${server.url}/s`).next(), (error) => {
+    assert.ok(error instanceof ResourceExhausted);
+    assert.equal(error.retryAfter, 7);
+    assert.deepEqual(error.details, { status: 429, retry_after: 7 });
+    return true;
+  });
+});
+
+test("a Retry-After HTTP-date gives the seconds until then", async (t) => {
+  const server = await httpServer(t, (req, res) => {
+    res.writeHead(503, { "Retry-After": new Date(Date.now() + 30000).toUTCString() });
+    res.end();
+  });
+  await assert.rejects(sseStream(`${server.url}/s`).next(), (error) => {
+    assert.ok(error instanceof Unavailable);
+    assert.ok(error.retryAfter > 20 && error.retryAfter <= 31, String(error.retryAfter));
+    return true;
+  });
+});
+
+test("the body's details.retry_after wins over the whole seconds of Retry-After", async (t) => {
+  const server = await httpServer(t, (req, res) => {
+    res.writeHead(429, { "Content-Type": "application/json", "Retry-After": "43" });
+    res.end(JSON.stringify({ error: { code: "resource_exhausted", message: "slow down", details: { retry_after: 42.25 } } }));
+  });
+  await assert.rejects(sseStream(`${server.url}/s`).next(), (error) => error instanceof ResourceExhausted && error.retryAfter === 42.25);
+});
+
+test("a malformed Retry-After is no hint", async (t) => {
+  const server = await httpServer(t, (req, res) => {
+    res.writeHead(429, { "Retry-After": "soon" });
+    res.end();
+  });
+  await assert.rejects(sseStream(`${server.url}/s`).next(), (error) => error instanceof ResourceExhausted && error.retryAfter === null);
 });
 
 test("a 200 response that is not an event stream rejects", async (t) => {

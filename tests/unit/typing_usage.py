@@ -28,7 +28,7 @@ from streaming_app import (
     subscribe,
     unary,
 )
-from streaming_app.client import ClientCall, NotFound, StreamClient, SyncStreamClient
+from streaming_app.client import ClientCall, NotFound, ResourceExhausted, RetryThrottled, StreamClient, SyncStreamClient
 from streaming_app.hub import Subscription
 
 
@@ -81,5 +81,10 @@ async def client_side() -> None:
         except NotFound as exc:
             assert_type(exc, NotFound)  # the per-code classes are classes, not type[StreamError]
             assert_type(exc.message, str)
+    async with StreamClient("ws://127.0.0.1:8000/ws/", retry_throttled=RetryThrottled(retries=2, max_wait=5.0)) as patient:
+        try:
+            await patient.call("orders.total", customer=1)
+        except ResourceExhausted as throttled:
+            assert_type(throttled.retry_after, float | None)
     with SyncStreamClient("ws://127.0.0.1:8000/ws/") as sync_client:
         assert_type(sync_client, SyncStreamClient)

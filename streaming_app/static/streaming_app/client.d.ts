@@ -100,6 +100,21 @@ export interface StreamClientOptions {
   heartbeat?: number | false;
   /** Called on every change of `state` (including the first, `"connecting"`). */
   onStateChange?: (state: ConnectionState, client: StreamClient) => void;
+  /** Retry throttled unary calls after the server's `retryAfter` (`{}`: the defaults). Default: off. */
+  retryThrottled?: RetryThrottledOptions | null;
+}
+
+/**
+ * The bounds of `retryThrottled`: a unary call refused with `ResourceExhausted`
+ * and a `retryAfter` is sent again after that many seconds, at most `retries`
+ * times, while the waits add up to no more than `maxWait` seconds and end
+ * before the call's `timeout`; a hint that does not fit fails the call at once.
+ */
+export interface RetryThrottledOptions {
+  /** Attempts after the first. Default 3. */
+  retries?: number;
+  /** Seconds of waiting in all, over every retry. Default 30. */
+  maxWait?: number;
 }
 
 export interface CallOptions {
@@ -131,6 +146,11 @@ export declare class StreamError extends Error {
   static readonly defaultMessage: string;
   readonly code: ErrorCode;
   details: Record<string, any>;
+  /**
+   * Seconds the server asks to wait before trying again (`details.retry_after`, which a
+   * throttled call carries; over HTTP from `Retry-After` when the body has none), or `null`.
+   */
+  readonly retryAfter: number | null;
   constructor(message?: string, details?: Record<string, any>);
   /** The error of a wire code; an unknown code gives `Unknown` with `details.code`. */
   static forCode(code: string, message?: string, details?: Record<string, any>): StreamError;
@@ -234,9 +254,11 @@ export declare class StreamClient extends EventTarget {
   reconnect: boolean;
   reconnectInitial: number;
   reconnectMax: number;
+  /** How `call()` retries throttled calls (the option with its defaults), or `null`: it does not. */
+  retryThrottled: { retries: number; maxWait: number } | null;
   /** Call `callback` on every change of `state`; returns a function that unsubscribes. */
   onStateChange(callback: (state: ConnectionState, client: StreamClient) => void): () => void;
-  /** A unary call: its result, or the `StreamError` it failed with. */
+  /** A unary call: its result, or the `StreamError` it failed with (retried when throttled with `retryThrottled`). */
   call<Result = any>(method: string, args?: Args, options?: CallOptions): Promise<Result>;
   /** A server stream; the call starts on the first `next()`. */
   stream<Item = any, Result = any>(method: string, args?: Args, options?: StreamOptions): Stream<Item, Result>;

@@ -9,6 +9,7 @@
  * - `sse.js`: server streams over HTTP (Server-Sent Events through `fetch`);
  * - `http.js`: typed errors of HTTP responses, `ticketFetcher`;
  * - `presence.js`: `Roster`, a room's member list kept from presence events;
+ * - `pushback.js`: the server's throttling hints (`Retry-After`, the opt-in retry of throttled calls);
  * - `timers.js`, `page.js`, `deferred.js`, `frames.js`: what those rest on.
  *
  *     import { StreamClient } from "./client.js";

@@ -9,7 +9,8 @@ import { CloseCode, RECONNECT_CLOSE_CODES, SUBPROTOCOL } from "./codes.js";
 import { deferred } from "./deferred.js";
 import { ResourceExhausted, StreamError, Unauthenticated, Unavailable, errorFromBody } from "./errors.js";
 import { resolveWebSocketUrl } from "./page.js";
-import { Heartbeat, reconnectDelay } from "./timers.js";
+import { pause, retryThrottledPolicy, throttledDelay } from "./pushback.js";
+import { Heartbeat, clock, reconnectDelay } from "./timers.js";
 
 /** @typedef {import("./client.js").ConnectionState} ConnectionState */
 /** @typedef {import("./client.js").StreamClientOptions} StreamClientOptions */
@@ -101,6 +102,11 @@ export class StreamClient extends EventTarget {
     this.reconnectInitial = options.reconnectInitial ?? 0.1;
     this.reconnectMax = options.reconnectMax ?? 10;
     this.openTimeout = options.openTimeout ?? 10;
+    /**
+     * How `call()` retries a throttled call after the server's `retryAfter`, or `null`: it does not.
+     * @type {import("./pushback.js").RetryThrottled | null}
+     */
+    this.retryThrottled = retryThrottledPolicy(options.retryThrottled);
     /** @type {number | false | undefined} */
     this.heartbeat = options.heartbeat;
     /** @type {ConnectionState} */
@@ -411,16 +417,57 @@ export class StreamClient extends EventTarget {
   // -- calls ---------------------------------------------------------------------------------
 
   /**
-   * A unary call: its result, or the `StreamError` it failed with.
+   * A unary call: its result, or the `StreamError` it failed with. With
+   * `retryThrottled`, a throttled call is sent again after the server's
+   * `retryAfter`, within the option's bounds; `timeout` covers every attempt.
    * @param {string} method
    * @param {Record<string, any>} [args]
    * @param {CallOptions} [options]
    * @returns {Promise<any>}
    */
   call(method, args, options = {}) {
+    if (this.retryThrottled) return this._callRetrying(this.retryThrottled, method, args, options);
+    return this._unary(method, args, options);
+  }
+
+  /**
+   * One attempt of a unary call; its frame is queued before this returns, so calls keep their order.
+   * @param {string} method
+   * @param {Record<string, any> | undefined} args
+   * @param {CallOptions} options
+   * @returns {Promise<any>}
+   */
+  _unary(method, args, options) {
     const call = new Call(this, this._channel, "unary", method, args, options);
     call._start();
     return call.result();
+  }
+
+  /**
+   * A unary call sent again after each throttled refusal `policy` accepts to wait out.
+   * @param {import("./pushback.js").RetryThrottled} policy
+   * @param {string} method
+   * @param {Record<string, any> | undefined} args
+   * @param {CallOptions} options
+   * @returns {Promise<any>}
+   */
+  async _callRetrying(policy, method, args, options) {
+    const deadline = options.timeout != null ? clock() + options.timeout * 1000 : null;
+    const secondsLeft = () => (deadline === null ? null : (deadline - clock()) / 1000);
+    let attempt = options;
+    for (let retried = 0, waited = 0; ; retried++) {
+      try {
+        return await this._unary(method, args, attempt);
+      } catch (error) {
+        const delay = throttledDelay(policy, error, { retried, waited, timeLeft: secondsLeft() });
+        if (delay === null) throw error;
+        await pause(delay, options.signal);
+        waited += delay;
+        const left = secondsLeft();
+        if (left !== null && left <= 0) throw error;
+        if (left !== null) attempt = { ...options, timeout: left };
+      }
+    }
   }
 
   /**

@@ -29,6 +29,18 @@ export class StreamError extends Error {
   }
 
   /**
+   * Seconds the server asks the caller to wait before trying again, or `null`
+   * if it gave no hint: `details.retry_after`, which a throttled call carries
+   * (`resource_exhausted`; over HTTP `httpError` fills it from `Retry-After`
+   * when the body lacks it). Anything but a finite number ≥ 0 is no hint.
+   * @returns {number | null}
+   */
+  get retryAfter() {
+    const value = this.details.retry_after;
+    return typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : null;
+  }
+
+  /**
    * The error of a wire code; an unknown code gives `Unknown` keeping the code in `details.code`.
    * @param {string} code
    * @param {string} [message]

@@ -7,6 +7,7 @@
 import { HTTP_STATUS } from "./codes.js";
 import { StreamError, errorFromBody } from "./errors.js";
 import { pageCsrfToken } from "./page.js";
+import { parseRetryAfter } from "./pushback.js";
 
 /** @typedef {import("./client.js").TicketFetcherOptions} TicketFetcherOptions */
 
@@ -16,7 +17,9 @@ const CODE_OF_STATUS = new Map(Object.entries(HTTP_STATUS).map(([code, status]) 
 /**
  * The typed error of a non-2xx HTTP response: its JSON body
  * `{"error": {"code", "message", "details"}}`, or else the code of its status
- * (`details.status` set in both cases).
+ * (`details.status` set in both cases). A `Retry-After` header (a 429 from the
+ * server's throttles, or from a proxy without a JSON body) becomes
+ * `details.retry_after`, and so `error.retryAfter`, unless the body gave one.
  * @param {Response} response
  * @returns {Promise<StreamError>}
  */
@@ -26,13 +29,18 @@ export async function httpError(response) {
   try {
     body = await response.json();
   } catch {}
+  /** @type {StreamError} */
+  let error;
   if (body && typeof body.error === "object" && body.error !== null) {
-    const error = errorFromBody(body.error);
+    error = errorFromBody(body.error);
     error.details = { ...error.details, status: response.status };
-    return error;
+  } else {
+    const code = CODE_OF_STATUS.get(response.status) ?? (response.status >= 500 ? "internal" : "unknown");
+    error = StreamError.forCode(code, `HTTP ${response.status} ${response.statusText || ""}`.trim(), { status: response.status });
   }
-  const code = CODE_OF_STATUS.get(response.status) ?? (response.status >= 500 ? "internal" : "unknown");
-  return StreamError.forCode(code, `HTTP ${response.status} ${response.statusText || ""}`.trim(), { status: response.status });
+  const retryAfter = parseRetryAfter(response.headers.get("Retry-After"));
+  if (error.retryAfter === null && retryAfter !== null) error.details = { ...error.details, retry_after: retryAfter };
+  return error;
 }
 
 /**

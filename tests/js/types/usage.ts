@@ -76,7 +76,8 @@ export async function usage(WebSocketClass: typeof WebSocket): Promise<void> {
     if (error instanceof StreamError) {
       const code: ErrorCode = error.code;
       const details: Record<string, any> = error.details;
-      void code, details;
+      const retryAfter: number | null = error.retryAfter;
+      void code, details, retryAfter;
     }
     if (error instanceof StateLost || error instanceof DeadlineExceeded) throw error;
   }
@@ -89,6 +90,14 @@ export async function usage(WebSocketClass: typeof WebSocket): Promise<void> {
   });
   const unsubscribe: () => void = client.onStateChange((state) => void state);
   unsubscribe();
+
+  const patient = new StreamClient("/ws/", { retryThrottled: { retries: 2, maxWait: 10 } });
+  const bounds: { retries: number; maxWait: number } | null = patient.retryThrottled;
+  void bounds;
+  // @ts-expect-error: maxWait is seconds, a number
+  new StreamClient("/ws/", { retryThrottled: { maxWait: "10s" } });
+  // @ts-expect-error: retryAfter is read from the server's details, not set
+  new StreamError().retryAfter = 1;
 
   // @ts-expect-error: a method name is a string
   await client.call(42);
