@@ -33,7 +33,7 @@ from ..protocol.frames import (
 )
 from .calls import ClientCall, Stream
 from .heartbeat import Heartbeat
-from .pushback import RetryThrottled, parse_retry_after
+from .pushback import RetryThrottled, parse_retry_after, reconnect_delay
 
 logger = logging.getLogger("streaming_app.client")
 
@@ -64,7 +64,11 @@ class StreamClient:
     jitter (``reconnect_initial`` doubling up to ``reconnect_max`` seconds):
     calls that were open fail with ``Unavailable``, and new calls wait for
     the new connection. ``state`` tells where it is; ``on_state_change`` and
-    ``state_changes()`` report every change.
+    ``state_changes()`` report every change. A reconnection handshake refused
+    with ``Retry-After`` (a 429 or 503 from a server or proxy) delays the next
+    attempt by that hint, capped at ``reconnect_retry_after_max`` seconds
+    (default 60, 0 ignores hints), plus the usual backoff; the state stays
+    ``reconnecting`` meanwhile.
 
     ``ticket`` may be a callable (sync or async) returning a fresh ticket:
     tickets are single-use, so a fixed one cannot serve a reconnection.
@@ -102,6 +106,7 @@ class StreamClient:
         reconnect: bool = True,
         reconnect_initial: float = 0.1,
         reconnect_max: float = 10.0,
+        reconnect_retry_after_max: float = 60.0,
         heartbeat: bool = True,
         heartbeat_interval: float | None = None,
         heartbeat_timeout: float | None = None,
@@ -109,6 +114,8 @@ class StreamClient:
     ) -> None:
         if window is not None and window < 1:
             raise ValueError(f"window must be a positive number of items or None (unbounded), got {window!r}")
+        if not reconnect_retry_after_max >= 0:  # NaN too
+            raise ValueError(f"reconnect_retry_after_max must be 0 or more seconds, got {reconnect_retry_after_max!r}")
         self.url = url
         self.ticket = ticket
         self.headers = {**dict(metadata or {}), **dict(headers or {})}
@@ -133,6 +140,7 @@ class StreamClient:
         self.reconnect = reconnect
         self.reconnect_initial = reconnect_initial
         self.reconnect_max = reconnect_max
+        self.reconnect_retry_after_max = reconnect_retry_after_max
         self.state = ConnectionState.CLOSED
         self._connected = asyncio.Event()
         self._closing = False
@@ -275,10 +283,14 @@ class StreamClient:
         self._set_state(ConnectionState.CLOSED)
         self._connected.set()  # wake calls waiting for a connection: they fail now
 
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter: random, up to ``reconnect_initial`` doubled per failed attempt, at most ``reconnect_max``."""
+        return random.uniform(0, min(self.reconnect_max, self.reconnect_initial * 2**attempt))
+
     async def _reconnect(self) -> None:
         attempt = 0
+        delay = self._backoff(attempt)
         while not self._closing:
-            delay = random.uniform(0, min(self.reconnect_max, self.reconnect_initial * 2**attempt))
             await asyncio.sleep(delay)
             try:
                 await self._open()
@@ -292,8 +304,12 @@ class StreamClient:
                     self._set_state(ConnectionState.CLOSED)
                     self._connected.set()
                     return
-                logger.info("streaming_app client: reconnect attempt %d failed: %s", attempt + 1, exc)
                 attempt += 1
+                # A refused handshake's Retry-After (exc.retry_after) pushes the next attempt back.
+                delay = reconnect_delay(self._backoff(attempt), exc.retry_after, self.reconnect_retry_after_max)
+                logger.info(
+                    "streaming_app client: reconnect attempt %d failed: %s; next attempt in %.2f s", attempt, exc, delay
+                )
                 continue
             self._set_state(ConnectionState.OPEN)
             return

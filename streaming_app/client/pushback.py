@@ -8,6 +8,11 @@ The client never retries by itself unless asked: a retry runs the call again
 later, and only the caller knows whether it would rather have that or the
 error now. :class:`RetryThrottled` is the opt-in, for unary calls, bounded
 in attempts and in the total time spent waiting.
+
+Reconnection is the exception: it is automatic already, so a handshake
+refused with ``Retry-After`` while reconnecting pushes the next attempt back
+by the hint (:func:`reconnect_delay`), which the client caps, since the
+header comes from whatever answers the URL, proxies included.
 """
 
 from __future__ import annotations
@@ -40,6 +45,20 @@ def parse_retry_after(value: str | None, *, now: datetime.datetime | None = None
         when = when.replace(tzinfo=datetime.timezone.utc)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     return max(0.0, (when - now).total_seconds())
+
+
+def reconnect_delay(backoff: float, retry_after: float | None, retry_after_max: float) -> float:
+    """The wait before the next reconnection attempt: the hint, capped, then ``backoff`` on top.
+
+    ``backoff`` is the jittered exponential delay the client waits anyway;
+    adding it after the hint, rather than waiting the larger of the two, keeps
+    clients refused together (a proxy restarting, say) from all coming back
+    in the same instant the hint ends. ``retry_after_max`` bounds what a
+    broken or hostile proxy can ask: 0 ignores hints.
+    """
+    if retry_after is None:
+        return backoff
+    return min(retry_after, retry_after_max) + backoff
 
 
 @dataclass(frozen=True)
