@@ -629,6 +629,8 @@ def handshake_failure(url: str, status: int, retry_after: float | None = None) -
             "'websocket' route of ASGI_APPLICATION, and that an ASGI server runs it ('daphne' "
             "first in INSTALLED_APPS for runserver). `python manage.py check` names the missing piece."
         )
+    elif status in (429, 503):  # before the 5xx catch-all: nginx's limit_req and limit_conn answer 503
+        hint = "The server, or a proxy in front of it, is refusing connections for now: too many, or overloaded."
     elif status >= 500:
         hint = (
             "The server failed on the handshake. Usually no websocket route matches this path "
@@ -640,8 +642,6 @@ def handshake_failure(url: str, status: int, retry_after: float | None = None) -
             "The server refused the handshake: an Origin it does not allow (ALLOWED_HOSTS, "
             "CSRF_TRUSTED_ORIGINS) or a refused ticket."
         )
-    elif status in (429, 503):
-        hint = "The server, or a proxy in front of it, is refusing connections for now: too many, or overloaded."
     else:
         hint = "The WebSocket handshake did not succeed."
     details: dict[str, Any] = {"http_status": status}

@@ -131,6 +131,15 @@ async def test_a_handshake_refused_with_an_http_date_retry_after_carries_the_sec
     assert 20 < raised.value.retry_after <= 31
 
 
+@pytest.mark.parametrize("refusing", [(503, "5")], indirect=True)
+async def test_a_503_handshake_says_connections_are_refused_for_now_not_that_a_route_is_missing(refusing):
+    with pytest.raises(Unavailable) as raised:
+        async with StreamClient(refusing, reconnect=False):
+            pass
+    assert "refusing connections for now" in raised.value.message
+    assert "route" not in raised.value.message
+
+
 @pytest.mark.parametrize("refusing", [(429, "soon")], indirect=True)
 async def test_a_malformed_retry_after_header_is_no_hint(refusing):
     with pytest.raises(Unavailable) as raised:
