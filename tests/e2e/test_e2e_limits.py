@@ -202,6 +202,16 @@ def test_a_signed_in_publisher_has_its_own_budget_and_gets_429_with_retry_after_
     assert 1 <= int(responses[2].headers["retry-after"]) <= 3600
 
 
+async def test_interop_publish_is_not_refused_when_the_budgets_cache_is_down(tmp_path, redis_url):
+    server = start_server(tmp_path, env={"DJANGO_SETTINGS_MODULE": "probes.deadcache_settings", "REDIS_URL": redis_url})
+    try:
+        async with connected(server.ws_url) as conn:
+            frame = await conn.result(1, "interop.publish", {"topic": uuid.uuid4().hex, "data": 1})
+    finally:
+        server.stop()
+    assert frame["t"] == "end", frame  # not counted, and logged: the broker, not the cache, says whether it can
+
+
 async def test_http_calls_are_not_counted_as_connections(limits_server):
     async with httpx.AsyncClient(base_url=limits_server.http_url, trust_env=False, timeout=5) as http:
         responses = await asyncio.gather(*(http.get("/streams/interop.empty") for _ in range(6)))
