@@ -8,7 +8,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
@@ -253,6 +256,20 @@ def redis_url() -> str:
             pytest.fail("Redis is required in CI but is not reachable at 127.0.0.1:6379")
         pytest.skip("Redis is not running at 127.0.0.1:6379")
     return url
+
+
+@contextmanager
+def plain_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A ``ws://`` URL of a plain HTTP server on loopback answering handshakes with ``handler`` (no WebSocket)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"ws://127.0.0.1:{server.server_address[1]}/ws/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 async def publish_sequence(ws_url: str, topic: str, total: int, pause: float = 0.02) -> None:

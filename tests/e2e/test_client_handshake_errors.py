@@ -7,11 +7,11 @@ the path); the client's error says so and points at ``manage.py check``.
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Iterator
 
 import pytest
+from conftest import plain_http_server
 
 from streaming_app.client import StreamClient, Unavailable
 
@@ -37,15 +37,8 @@ class NotFound(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def wsgi_like_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"ws://127.0.0.1:{server.server_address[1]}/ws/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with plain_http_server(NotFound) as url:
+        yield url
 
 
 async def test_a_404_handshake_names_the_routing_and_manage_py_check(wsgi_like_server):

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Iterator
 
 import pytest
-from conftest import start_server
+from conftest import plain_http_server, start_server
 
 from streaming_app.client import (
     ResourceExhausted,
@@ -97,15 +96,8 @@ def refusing_server(status: int, retry_after: str) -> type[BaseHTTPRequestHandle
 
 @pytest.fixture
 def refusing(request) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), refusing_server(*request.param))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"ws://127.0.0.1:{server.server_address[1]}/ws/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with plain_http_server(refusing_server(*request.param)) as url:
+        yield url
 
 
 @pytest.mark.parametrize("refusing", [(429, "7")], indirect=True)
