@@ -160,10 +160,12 @@ def probe(probe_server):
 def two_servers(tmp_path, redis_url) -> Iterator[list[Server]]:
     """Two daphne processes of the example project sharing the database and Redis; this process
     publishes through the same Redis (the revocation notices its signals send), REDIS_URL set or not."""
+    from django.conf import settings
     from django.test import override_settings
 
     servers = [start_server(tmp_path, env={"REDIS_URL": redis_url}) for _ in range(2)]
-    with override_settings(STREAMING={"BROKER": redis_url}):
+    # The project's STREAMING kept (its topics' history, which a publish from here follows), on this Redis.
+    with override_settings(STREAMING={**settings.STREAMING, "BROKER": redis_url}):
         yield servers
     for server in servers:
         server.stop()

@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 from conftest import plain_http_server, start_server
@@ -73,7 +73,9 @@ def test_the_sync_client_raises_the_same_retry_after(daphne_server):
 # -- Retry-After on a refused WebSocket handshake ------------------------------------------------------------
 
 
-def refusing_server(status: int, retry_after: str) -> type[BaseHTTPRequestHandler]:
+def refusing_server(status: int, retry_after: str | Callable[[], str]) -> type[BaseHTTPRequestHandler]:
+    """``retry_after`` is the header's value, or a function making it when a request comes (an HTTP date)."""
+
     class Refusing(BaseHTTPRequestHandler):
         """What a rate-limiting proxy answers to a WebSocket upgrade: a status and Retry-After, no JSON."""
 
@@ -82,7 +84,7 @@ def refusing_server(status: int, retry_after: str) -> type[BaseHTTPRequestHandle
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             body = b"Too Many Requests"
             self.send_response(status)
-            self.send_header("Retry-After", retry_after)
+            self.send_header("Retry-After", retry_after() if callable(retry_after) else retry_after)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -111,10 +113,11 @@ async def test_a_handshake_refused_with_429_and_retry_after_seconds_carries_retr
     assert "retry after 7 s" in error.message
 
 
-IN_30_SECONDS = email.utils.formatdate(time.time() + 30, usegmt=True)
+def in_30_seconds() -> str:
+    return email.utils.formatdate(time.time() + 30, usegmt=True)
 
 
-@pytest.mark.parametrize("refusing", [(503, IN_30_SECONDS)], indirect=True)
+@pytest.mark.parametrize("refusing", [(503, in_30_seconds)], indirect=True)
 async def test_a_handshake_refused_with_an_http_date_retry_after_carries_the_seconds_until_then(refusing):
     with pytest.raises(Unavailable) as raised:
         async with StreamClient(refusing, reconnect=False):
