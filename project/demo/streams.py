@@ -156,12 +156,11 @@ class PublishBudget(BaseThrottle):
         cost = len(json.dumps(data)) + len(str(topic)) + self.OVERHEAD  # ASCII JSON: never fails, never under
         key = self.cache_key(self.ident(request))
         try:
-            cache.add(key, 0, timeout=self.WINDOW + 60)
             try:
                 used = cache.incr(key, cost)
-            except ValueError:  # expired between add and incr
-                cache.set(key, cost, timeout=self.WINDOW + 60)
-                used = cost
+            except ValueError:  # the window's first publish
+                # add() is atomic: if another process made the key meanwhile, count on it.
+                used = cost if cache.add(key, cost, timeout=self.WINDOW + 60) else cache.incr(key, cost)
         except Exception:  # the cache (Redis) is down: the publish then reports the broker as unavailable
             logger.warning("interop.publish: the throttle's cache is unreachable; not counting", exc_info=True)
             return True

@@ -350,24 +350,25 @@ class StreamClient:
         """A unary call sent again after each throttled refusal ``policy`` accepts to wait out."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+
+        def time_left() -> float | None:
+            return None if deadline is None else deadline - loop.time()
+
         retried, waited = 0, 0.0
-        left = timeout
         while True:
-            call = await self._start(ClientCall, method, args, kwargs, left, None)
+            call = await self._start(ClientCall, method, args, kwargs, time_left(), None)
             try:
                 return await call.result()
             except ResourceExhausted as error:
-                left = None if deadline is None else deadline - loop.time()
-                wait = policy.delay(error, retried=retried, waited=waited, time_left=left)
-                if wait is None:
+                delay = policy.delay(error, retried=retried, waited=waited, time_left=time_left())
+                if delay is None:
                     raise
-                refused, delay = error, wait
-            logger.debug("streaming_app client: %s throttled; retrying in %.3f s", method, delay)
-            await asyncio.sleep(delay)
+                logger.debug("streaming_app client: %s throttled; retrying in %.3f s", method, delay)
+                await asyncio.sleep(delay)
+                left = time_left()
+                if left is not None and left <= 0:
+                    raise  # the wait used up the timeout: the refusal stands
             retried, waited = retried + 1, waited + delay
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
-                raise refused
 
     def stream(
         self,
